@@ -1,0 +1,299 @@
+-- FastPgCache pure-SQL fallback (version 1.0)
+--
+-- Same function names, signatures, semantics and SQLSTATEs as the
+-- fastpgcache extension, for servers that cannot load it (managed
+-- PostgreSQL such as Databricks Lakebase or RDS).  The C++ client's setup()
+-- runs this file when CREATE EXTENSION fastpgcache is not possible; it can
+-- also be run by hand:  psql -v ON_ERROR_STOP=1 -f fastpgcache_fallback.sql
+--
+-- Properties:
+--  * idempotent: CREATE ... IF NOT EXISTS / CREATE OR REPLACE, so running it
+--    again upgrades the functions in place and keeps the data;
+--  * safe against search_path hijacking: the script itself runs with
+--    search_path = pg_catalog, pg_temp; read functions use SQL-standard
+--    bodies (BEGIN ATOMIC), which are parsed and bound to objects when they
+--    are created, and the PL/pgSQL write functions carry
+--    SET search_path = pg_catalog, pg_temp; the table is always referenced
+--    as public.cache_entries;
+--  * concurrent runs serialize on an advisory lock.
+--
+-- Storage: one UNLOGGED row per key.  The primary key is key_hash, the first
+-- 16 bytes of SHA-256 of the key's bytes (so 1 MB keys never reach the
+-- btree); lookups compare the full key as well.  Text and JSON values are
+-- kept in "value" (text), bytea values in "value_bytes"; exactly one of the
+-- two is set.  expires_at is NULL for "no expiry" and is compared with
+-- clock_timestamp() (wall clock, not transaction time).
+
+BEGIN;
+SET LOCAL search_path = pg_catalog, pg_temp;
+SET LOCAL client_min_messages = warning;
+SELECT pg_catalog.pg_advisory_xact_lock(7262830174416203313);
+
+CREATE UNLOGGED TABLE IF NOT EXISTS public.cache_entries (
+    key_hash    uuid        NOT NULL PRIMARY KEY,
+    key         text        NOT NULL,
+    value       text,
+    value_bytes bytea,
+    expires_at  timestamptz
+) WITH (fillfactor = 90);
+
+COMMENT ON TABLE public.cache_entries IS 'fastpgcache fallback 1.0';
+
+-------------------------------------------------------------------------------
+-- Writes (PL/pgSQL: they validate their arguments and raise SQLSTATEs)
+-------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION public.cache_set(key text, value text, ttl integer DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'cache key must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $2 IS NULL THEN
+        RAISE EXCEPTION 'cache value must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $3 IS NOT NULL AND $3 <= 0 THEN
+        RAISE EXCEPTION 'ttl must be a positive number of seconds, got %', $3
+            USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
+    VALUES (encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid,
+            $1, $2, NULL,
+            CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
+    ON CONFLICT (key_hash) DO UPDATE
+        SET value = EXCLUDED.value, value_bytes = NULL, expires_at = EXCLUDED.expires_at
+        WHERE e.key = EXCLUDED.key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.cache_set(key text, value jsonb, ttl integer DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'cache key must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $2 IS NULL THEN
+        RAISE EXCEPTION 'cache value must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $3 IS NOT NULL AND $3 <= 0 THEN
+        RAISE EXCEPTION 'ttl must be a positive number of seconds, got %', $3
+            USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
+    VALUES (encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid,
+            $1, $2::text, NULL,
+            CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
+    ON CONFLICT (key_hash) DO UPDATE
+        SET value = EXCLUDED.value, value_bytes = NULL, expires_at = EXCLUDED.expires_at
+        WHERE e.key = EXCLUDED.key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.cache_set(key text, value bytea, ttl integer DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'cache key must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $2 IS NULL THEN
+        RAISE EXCEPTION 'cache value must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $3 IS NOT NULL AND $3 <= 0 THEN
+        RAISE EXCEPTION 'ttl must be a positive number of seconds, got %', $3
+            USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
+    VALUES (encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid,
+            $1, NULL, $2,
+            CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
+    ON CONFLICT (key_hash) DO UPDATE
+        SET value = NULL, value_bytes = EXCLUDED.value_bytes, expires_at = EXCLUDED.expires_at
+        WHERE e.key = EXCLUDED.key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
+    END IF;
+    RETURN true;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.cache_delete(key text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    live boolean;
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'cache key must not be null' USING ERRCODE = '22004';
+    END IF;
+    DELETE FROM public.cache_entries AS e
+     WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
+       AND e.key = $1
+    RETURNING (e.expires_at IS NULL OR e.expires_at > clock_timestamp()) INTO live;
+    RETURN coalesce(live, false);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.cache_mset(keys text[], "values" text[], ttl integer DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    n integer;
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'cache keys must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $2 IS NULL THEN
+        RAISE EXCEPTION 'cache values must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF array_ndims($1) > 1 OR array_ndims($2) > 1 THEN
+        RAISE EXCEPTION 'keys and values must be one-dimensional arrays' USING ERRCODE = '22023';
+    END IF;
+    n := cardinality($1);
+    IF n <> cardinality($2) THEN
+        RAISE EXCEPTION 'keys and values must have the same length (% keys, % values)', n, cardinality($2)
+            USING ERRCODE = '22023';
+    END IF;
+    IF $3 IS NOT NULL AND $3 <= 0 THEN
+        RAISE EXCEPTION 'ttl must be a positive number of seconds, got %', $3
+            USING ERRCODE = '22023';
+    END IF;
+    IF array_position($1, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cache key must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF array_position($2, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'cache value must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    -- A key given twice: the last value wins (as with successive cache_set calls).
+    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
+    SELECT DISTINCT ON (s.h) s.h, s.k, s.v, NULL,
+           CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END
+      FROM (SELECT encode(substring(sha256(convert_to(u.k, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid AS h,
+                   u.k, u.v, u.ord
+              FROM unnest($1, $2) WITH ORDINALITY AS u(k, v, ord)) AS s
+     ORDER BY s.h, s.ord DESC
+    ON CONFLICT (key_hash) DO UPDATE
+        SET value = EXCLUDED.value, value_bytes = NULL, expires_at = EXCLUDED.expires_at
+        WHERE e.key = EXCLUDED.key;
+    RETURN n;
+END
+$fn$;
+
+-------------------------------------------------------------------------------
+-- Reads (SQL-standard bodies; STRICT: a NULL key reads as NULL)
+-------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION public.cache_get(key text)
+RETURNS text
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(e.value, convert_from(e.value_bytes, getdatabaseencoding()))
+      FROM public.cache_entries AS e
+     WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
+       AND e.key = $1
+       AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp());
+END;
+
+CREATE OR REPLACE FUNCTION public.cache_get_json(key text)
+RETURNS jsonb
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(e.value, convert_from(e.value_bytes, getdatabaseencoding()))::jsonb
+      FROM public.cache_entries AS e
+     WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
+       AND e.key = $1
+       AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp());
+END;
+
+CREATE OR REPLACE FUNCTION public.cache_get_bytes(key text)
+RETURNS bytea
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(e.value_bytes, convert_to(e.value, getdatabaseencoding()))
+      FROM public.cache_entries AS e
+     WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
+       AND e.key = $1
+       AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp());
+END;
+
+CREATE OR REPLACE FUNCTION public.cache_exists(key text)
+RETURNS boolean
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT EXISTS (
+        SELECT 1
+          FROM public.cache_entries AS e
+         WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
+           AND e.key = $1
+           AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp()));
+END;
+
+-- Seconds left, rounded up (a live key never reports 0); -1 = no expiry;
+-- -2 = missing or expired.
+CREATE OR REPLACE FUNCTION public.cache_ttl(key text)
+RETURNS integer
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT coalesce(
+        (SELECT CASE WHEN t.expires_at IS NULL THEN -1
+                     ELSE greatest(1, ceil(extract(epoch FROM t.expires_at - t.now))::integer)
+                END
+           FROM (SELECT e.expires_at, clock_timestamp() AS now
+                   FROM public.cache_entries AS e
+                  WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
+                    AND e.key = $1) AS t
+          WHERE t.expires_at IS NULL OR t.expires_at > t.now),
+        -2);
+END;
+
+-- One row per input key, in input order; value is NULL for a miss.
+CREATE OR REPLACE FUNCTION public.cache_mget(keys text[])
+RETURNS TABLE(key text, value text)
+LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT u.k,
+           (SELECT coalesce(e.value, convert_from(e.value_bytes, getdatabaseencoding()))
+              FROM public.cache_entries AS e
+             WHERE e.key_hash = encode(substring(sha256(convert_to(u.k, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
+               AND e.key = u.k
+               AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp()))
+      FROM unnest($1) WITH ORDINALITY AS u(k, ord)
+     ORDER BY u.ord;
+END;
+
+-- Deletes every expired row; returns how many.
+CREATE OR REPLACE FUNCTION public.cache_cleanup()
+RETURNS integer
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
+    WITH gone AS (
+        DELETE FROM public.cache_entries AS e
+         WHERE e.expires_at <= clock_timestamp()
+        RETURNING 1)
+    SELECT count(*)::integer FROM gone;
+END;
+
+COMMIT;
