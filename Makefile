@@ -1,0 +1,28 @@
+# FastPgCache: PostgreSQL extension (C++), built with PGXS.
+
+EXTENSION = fastpgcache
+MODULE_big = fastpgcache
+OBJS = src/fastpgcache.o src/pg_bridge.o src/cache.o src/sha256.o
+DATA = fastpgcache--1.0.sql
+PGFILEDESC = "fastpgcache - Redis-style cache inside PostgreSQL"
+
+PG_CONFIG ?= pg_config
+
+PG_CPPFLAGS = -I$(srcdir)/include
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+ifdef WERROR
+PG_CXXFLAGS += -Werror
+endif
+
+# pg_regress suites: one file per feature, in sql/ with expected/.
+REGRESS = basic json_bytes errors transactions limits security boundary plans
+
+# The C++ runtime must be linked in: link the module with the C++ compiler.
+override COMPILER = $(CXX) $(CXXFLAGS)
+
+# No LLVM bitcode for JIT inlining: PGXS would compile the C++ sources with
+# clang but without PG_CXXFLAGS, and the cache functions gain nothing from it.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,98 @@
+// The boundary between C++ and PostgreSQL, for the extension's backend code.
+//
+// Two rules make C++ safe inside a PostgreSQL backend, and this header is how
+// the code keeps them:
+//  1. No C++ exception may cross a PostgreSQL frame. Every SQL-callable
+//     function is a thin extern "C" shim (FPC_SQL_FUNCTION) that runs the C++
+//     body inside try/catch, leaves the C++ scope so every destructor has run,
+//     and only then raises the error with ereport().
+//  2. No PostgreSQL error (a longjmp) may skip a C++ destructor. Every call
+//     into PostgreSQL that can raise an error is made through Guarded(), which
+//     catches the error with PG_TRY, copies it, and throws it as PgError; the
+//     shim re-raises the copy unchanged, SQLSTATE and all.
+//
+// Include this header first in a backend source file: postgres.h must come
+// before any C++ standard header (port.h redefines snprintf and friends).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
+}
+
+#include <exception>
+#include <type_traits>
+
+namespace fastpgcache {
+
+// A PostgreSQL error caught by Guarded(); owns a copy of the ErrorData, made
+// in the memory context that was current when the guarded call started.
+class PgError : public std::exception {
+ public:
+  explicit PgError(ErrorData *edata) noexcept : edata_(edata) {}
+  const char *what() const noexcept override { return edata_->message ? edata_->message : "PostgreSQL error"; }
+  ErrorData *edata() const noexcept { return edata_; }
+
+ private:
+  ErrorData *edata_;
+};
+
+// Runs f() (which calls PostgreSQL) and turns a PostgreSQL error into PgError.
+// f must not create C++ objects with destructors itself: it is the thin layer
+// that calls PostgreSQL, and a longjmp out of it lands in the PG_CATCH below.
+template <typename F>
+auto Guarded(F &&f) -> decltype(f()) {
+  using R = decltype(f());
+  MemoryContext cxt = CurrentMemoryContext;
+  // volatile: both may be read after a longjmp back into this frame.
+  ErrorData *volatile edata = nullptr;
+  if constexpr (std::is_void_v<R>) {
+    PG_TRY();
+    { f(); }
+    PG_CATCH();
+    {
+      MemoryContextSwitchTo(cxt);
+      edata = CopyErrorData();
+      FlushErrorState();
+    }
+    PG_END_TRY();
+    if (edata != nullptr) throw PgError(edata);
+  } else {
+    static_assert(std::is_scalar_v<R>, "Guarded() returns plain PostgreSQL values only");
+    volatile R result{};
+    PG_TRY();
+    { result = f(); }
+    PG_CATCH();
+    {
+      MemoryContextSwitchTo(cxt);
+      edata = CopyErrorData();
+      FlushErrorState();
+    }
+    PG_END_TRY();
+    if (edata != nullptr) throw PgError(edata);
+    return result;
+  }
+}
+
+using SqlFunctionBody = Datum (*)(FunctionCallInfo);
+
+// Calls body(fcinfo) with every C++ exception caught; raises the error with
+// ereport() once the C++ scope is gone. Never returns on error.
+Datum CallSqlFunction(SqlFunctionBody body, FunctionCallInfo fcinfo);
+
+}  // namespace fastpgcache
+
+// Declares the SQL-callable symbol `name` as a shim over the C++ body
+// `name##Impl`, which the same file defines right after.
+#define FPC_SQL_FUNCTION(name)                                                 \
+  static Datum name##Impl(FunctionCallInfo fcinfo);                            \
+  extern "C" {                                                                 \
+  PG_FUNCTION_INFO_V1(name);                                                   \
+  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {                                   \
+    return ::fastpgcache::CallSqlFunction(name##Impl, fcinfo);                 \
+  }                                                                            \
+  }                                                                            \
+  static Datum name##Impl(FunctionCallInfo fcinfo)

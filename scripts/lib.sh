@@ -1,0 +1,49 @@
+# Shared shell helpers: throwaway PostgreSQL clusters. Source this file.
+# When run as root (as CI does), PostgreSQL runs as the 'postgres' OS user.
+
+PG_BINDIR=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+export PATH="$PG_BINDIR:$PATH"
+
+# Runs a command as the OS user that owns the clusters.
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+  local port
+  for _ in $(seq 1 200); do
+    port=$(( 20000 + RANDOM % 30000 ))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
+  done
+  echo "no free port found" >&2; return 1
+}
+
+# cluster_start DIR PORT [postgresql.conf lines...]
+# Creates (if needed) and starts a cluster in DIR/data, listening on
+# 127.0.0.1:PORT and on a private socket directory DIR/sock.
+cluster_start() {
+  local dir=$1 port=$2; shift 2
+  mkdir -p "$dir/sock"
+  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir"
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_pg initdb -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log"; return 1; }
+  fi
+  {
+    echo "listen_addresses = '127.0.0.1'"
+    echo "port = $port"
+    echo "unix_socket_directories = '$dir/sock'"
+    echo "fsync = off"
+    echo "max_connections = 100"
+    for line in "$@"; do echo "$line"; done
+  } | as_pg tee "$dir/data/postgresql.auto.conf" >/dev/null
+  as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    || { cat "$dir/server.log"; return 1; }
+}
+
+cluster_stop() {
+  local dir=$1
+  [ -f "$dir/data/postmaster.pid" ] && as_pg pg_ctl -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+  return 0
+}
