@@ -1,0 +1,58 @@
+-- Privileges and search_path safety.
+\set SHOW_CONTEXT never
+
+-- The table is closed to PUBLIC.
+SELECT has_table_privilege('public', 'cache_entries', 'SELECT') AS public_select,
+       has_table_privilege('public', 'cache_entries', 'INSERT') AS public_insert,
+       has_table_privilege('public', 'cache_entries', 'UPDATE') AS public_update,
+       has_table_privilege('public', 'cache_entries', 'DELETE') AS public_delete;
+
+CREATE ROLE regress_fpc_nobody;
+CREATE ROLE regress_fpc_reader;
+CREATE ROLE regress_fpc_app;
+GRANT SELECT ON cache_entries TO regress_fpc_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON cache_entries TO regress_fpc_app;
+
+SELECT cache_set('shared', 'secret');
+
+-- A role without grants is refused, through the functions and directly.
+SET ROLE regress_fpc_nobody;
+SELECT cache_get('shared');
+SELECT cache_set('shared', 'overwritten');
+SELECT cache_exists('shared');
+SELECT * FROM cache_entries;
+INSERT INTO cache_entries (key_hash, key, value, kind) VALUES (gen_random_uuid(), 'x', 'y', 't');
+RESET ROLE;
+
+-- A reader can read and cannot write.
+SET ROLE regress_fpc_reader;
+SELECT cache_get('shared'), cache_exists('shared'), cache_ttl('shared');
+SELECT cache_set('shared', 'overwritten');
+SELECT cache_delete('shared');
+SELECT cache_cleanup();
+RESET ROLE;
+
+-- An application role with the documented grants can do everything.
+SET ROLE regress_fpc_app;
+SELECT cache_set('app', 'value', 60), cache_get('app'), cache_delete('app'), cache_cleanup();
+RESET ROLE;
+
+-- search_path cannot redirect the functions: a schema that shadows the
+-- table, and an '=' operator that matches everything, are both ignored.
+CREATE SCHEMA regress_evil;
+CREATE TABLE regress_evil.cache_entries (LIKE cache_entries);
+CREATE FUNCTION regress_evil.always_true(uuid, uuid) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR regress_evil.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = regress_evil.always_true);
+CREATE FUNCTION regress_evil.always_true(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR regress_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_evil.always_true);
+-- A new session prepares its plans under the hostile search_path.
+\c
+SET search_path = regress_evil, public, pg_catalog;
+SELECT public.cache_set('safe', 'value');
+SELECT public.cache_get('safe'), public.cache_get('no such key') IS NULL AS miss_is_miss;
+SELECT count(*) AS rows_in_shadow_table FROM regress_evil.cache_entries;
+RESET search_path;
+
+DROP SCHEMA regress_evil CASCADE;
+REVOKE ALL ON cache_entries FROM regress_fpc_reader, regress_fpc_app;
+DROP ROLE regress_fpc_nobody, regress_fpc_reader, regress_fpc_app;
