@@ -38,6 +38,10 @@ cluster_start() {
     echo "max_connections = 100"
     for line in "$@"; do echo "$line"; done
   } | as_pg tee "$dir/data/postgresql.auto.conf" >/dev/null
+  if as_pg pg_ctl -D "$dir/data" status >/dev/null 2>&1; then
+    as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 restart >/dev/null || { cat "$dir/server.log"; return 1; }
+    return 0
+  fi
   as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
     || { cat "$dir/server.log"; return 1; }
 }

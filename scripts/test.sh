@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Runs every test suite of FastPgCache against throwaway PostgreSQL clusters
+# that it starts and stops itself. Installs what it needs (Debian 12).
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/deps.sh
+echo "==> building (warnings are errors)"
+make -s clean >/dev/null
+make -s WERROR=1
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo make -s install >/dev/null
+
+source scripts/lib.sh
+tmp=$(mktemp -d /tmp/fastpgcache-test.XXXXXX)
+chmod 755 "$tmp"
+port=$(free_port)
+cleanup() { cluster_stop "$tmp"; rm -rf "$tmp"; }
+trap cleanup EXIT
+echo "==> starting a throwaway cluster on 127.0.0.1:$port"
+cluster_start "$tmp" "$port"
+export PGHOST="$tmp/sock" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
+
+passed=0
+failed=0
+failed_names=()
+# FPC_SKIP="client bench" skips suites whose name contains one of the words.
+run_suite() {  # run_suite NAME COMMAND...
+  local name=$1; shift
+  for word in ${FPC_SKIP:-}; do
+    case "$name" in *"$word"*) echo; echo "==> suite: $name: skipped (FPC_SKIP)"; return 0;; esac
+  done
+  echo
+  echo "==> suite: $name"
+  local start=$SECONDS
+  if "$@"; then
+    passed=$((passed + 1)); echo "==> suite $name: PASS ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1)); failed_names+=("$name"); echo "==> suite $name: FAIL ($((SECONDS - start)) s)"
+  fi
+}
+
+new_db() {  # new_db NAME IMPLEMENTATION(extension|fallback)
+  psql -X -q -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
+  psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "SET client_min_messages = warning" -c "CREATE EXTENSION IF NOT EXISTS pgtap" >/dev/null
+  if [ "$2" = extension ]; then
+    psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "CREATE EXTENSION fastpgcache" >/dev/null
+  else
+    psql -X -q -v ON_ERROR_STOP=1 -d "$1" -c "SET client_min_messages = warning" -f fallback/fastpgcache_fallback.sql >/dev/null
+  fi
+}
+
+regress() {
+  make -s installcheck || { cat regression.diffs 2>/dev/null; return 1; }
+}
+tap() {  # tap DB
+  pg_prove --ext .sql -d "$1" t/
+}
+
+run_suite "pg_regress (sql/, expected/)" regress
+new_db tap_extension extension
+run_suite "pgTAP semantics, extension" tap tap_extension
+new_db tap_fallback fallback
+run_suite "pgTAP semantics, SQL fallback" tap tap_fallback
+new_db concurrency_extension extension
+run_suite "concurrency, extension" bash test/concurrency/run.sh concurrency_extension
+new_db concurrency_fallback fallback
+run_suite "concurrency, SQL fallback" bash test/concurrency/run.sh concurrency_fallback
+
+# Suites that start clusters of their own.
+for suite in test/worker/run.sh test/client/run.sh; do
+  [ -x "$suite" ] || [ -f "$suite" ] || continue
+  run_suite "$(basename "$(dirname "$suite")")" bash "$suite"
+done
+if [ -f bench/run.sh ]; then
+  run_suite "benchmark smoke run" bash bench/run.sh --smoke
+fi
+
+echo
+[ "$failed" -eq 0 ] || echo "failed suites: ${failed_names[*]}"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
