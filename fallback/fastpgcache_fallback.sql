@@ -19,10 +19,12 @@
 --
 -- Storage: one UNLOGGED row per key.  The primary key is key_hash, the first
 -- 16 bytes of SHA-256 of the key's bytes (so 1 MB keys never reach the
--- btree); lookups compare the full key as well.  Text and JSON values are
--- kept in "value" (text), bytea values in "value_bytes"; exactly one of the
--- two is set.  expires_at is NULL for "no expiry" and is compared with
--- clock_timestamp() (wall clock, not transaction time).
+-- btree); lookups compare the full key as well.  The table has the same
+-- shape as the extension's: the value is kept as bytes (text and JSON in the
+-- database encoding) with kind = 't' text, 'j' jsonb (its text form),
+-- 'b' bytea.  expires_at is NULL for "no expiry" and is compared with
+-- clock_timestamp() (wall clock, not transaction time); it is not indexed,
+-- so overwrites are HOT updates.
 
 BEGIN;
 SET LOCAL search_path = pg_catalog, pg_temp;
@@ -30,12 +32,16 @@ SET LOCAL client_min_messages = warning;
 SELECT pg_catalog.pg_advisory_xact_lock(7262830174416203313);
 
 CREATE UNLOGGED TABLE IF NOT EXISTS public.cache_entries (
-    key_hash    uuid        NOT NULL PRIMARY KEY,
-    key         text        NOT NULL,
-    value       text,
-    value_bytes bytea,
-    expires_at  timestamptz
+    key_hash   uuid             NOT NULL,
+    expires_at timestamptz,
+    kind       "char"           NOT NULL,
+    key        text COLLATE "C" NOT NULL,
+    value      bytea            NOT NULL,
+    CONSTRAINT cache_entries_pkey PRIMARY KEY (key_hash),
+    CONSTRAINT cache_entries_kind_check CHECK (kind IN ('t', 'j', 'b'))
 ) WITH (fillfactor = 90);
+
+REVOKE ALL ON TABLE public.cache_entries FROM PUBLIC;
 
 COMMENT ON TABLE public.cache_entries IS 'fastpgcache fallback 1.0';
 
@@ -59,12 +65,12 @@ BEGIN
         RAISE EXCEPTION 'ttl must be a positive number of seconds, got %', $3
             USING ERRCODE = '22023';
     END IF;
-    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
+    INSERT INTO public.cache_entries AS e (key_hash, key, kind, value, expires_at)
     VALUES (encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid,
-            $1, $2, NULL,
+            $1, 't', convert_to($2, getdatabaseencoding()),
             CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
     ON CONFLICT (key_hash) DO UPDATE
-        SET value = EXCLUDED.value, value_bytes = NULL, expires_at = EXCLUDED.expires_at
+        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
         WHERE e.key = EXCLUDED.key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
@@ -89,12 +95,12 @@ BEGIN
         RAISE EXCEPTION 'ttl must be a positive number of seconds, got %', $3
             USING ERRCODE = '22023';
     END IF;
-    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
+    INSERT INTO public.cache_entries AS e (key_hash, key, kind, value, expires_at)
     VALUES (encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid,
-            $1, $2::text, NULL,
+            $1, 'j', convert_to($2::text, getdatabaseencoding()),
             CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
     ON CONFLICT (key_hash) DO UPDATE
-        SET value = EXCLUDED.value, value_bytes = NULL, expires_at = EXCLUDED.expires_at
+        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
         WHERE e.key = EXCLUDED.key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
@@ -119,12 +125,12 @@ BEGIN
         RAISE EXCEPTION 'ttl must be a positive number of seconds, got %', $3
             USING ERRCODE = '22023';
     END IF;
-    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
+    INSERT INTO public.cache_entries AS e (key_hash, key, kind, value, expires_at)
     VALUES (encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid,
-            $1, NULL, $2,
+            $1, 'b', $2,
             CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
     ON CONFLICT (key_hash) DO UPDATE
-        SET value = NULL, value_bytes = EXCLUDED.value_bytes, expires_at = EXCLUDED.expires_at
+        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
         WHERE e.key = EXCLUDED.key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
@@ -188,15 +194,15 @@ BEGIN
         RETURN 0;
     END IF;
     -- A key given twice: the last value wins (as with successive cache_set calls).
-    INSERT INTO public.cache_entries AS e (key_hash, key, value, value_bytes, expires_at)
-    SELECT DISTINCT ON (s.h) s.h, s.k, s.v, NULL,
+    INSERT INTO public.cache_entries AS e (key_hash, key, kind, value, expires_at)
+    SELECT DISTINCT ON (s.h) s.h, s.k, 't', convert_to(s.v, getdatabaseencoding()),
            CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END
       FROM (SELECT encode(substring(sha256(convert_to(u.k, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid AS h,
                    u.k, u.v, u.ord
               FROM unnest($1, $2) WITH ORDINALITY AS u(k, v, ord)) AS s
      ORDER BY s.h, s.ord DESC
     ON CONFLICT (key_hash) DO UPDATE
-        SET value = EXCLUDED.value, value_bytes = NULL, expires_at = EXCLUDED.expires_at
+        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
         WHERE e.key = EXCLUDED.key;
     RETURN n;
 END
@@ -208,9 +214,9 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION public.cache_get(key text)
 RETURNS text
-LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
 BEGIN ATOMIC
-    SELECT coalesce(e.value, convert_from(e.value_bytes, getdatabaseencoding()))
+    SELECT convert_from(e.value, getdatabaseencoding())
       FROM public.cache_entries AS e
      WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
        AND e.key = $1
@@ -219,9 +225,9 @@ END;
 
 CREATE OR REPLACE FUNCTION public.cache_get_json(key text)
 RETURNS jsonb
-LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
 BEGIN ATOMIC
-    SELECT coalesce(e.value, convert_from(e.value_bytes, getdatabaseencoding()))::jsonb
+    SELECT convert_from(e.value, getdatabaseencoding())::jsonb
       FROM public.cache_entries AS e
      WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
        AND e.key = $1
@@ -230,9 +236,9 @@ END;
 
 CREATE OR REPLACE FUNCTION public.cache_get_bytes(key text)
 RETURNS bytea
-LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
 BEGIN ATOMIC
-    SELECT coalesce(e.value_bytes, convert_to(e.value, getdatabaseencoding()))
+    SELECT e.value
       FROM public.cache_entries AS e
      WHERE e.key_hash = encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
        AND e.key = $1
@@ -241,7 +247,7 @@ END;
 
 CREATE OR REPLACE FUNCTION public.cache_exists(key text)
 RETURNS boolean
-LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
 BEGIN ATOMIC
     SELECT EXISTS (
         SELECT 1
@@ -255,7 +261,7 @@ END;
 -- -2 = missing or expired.
 CREATE OR REPLACE FUNCTION public.cache_ttl(key text)
 RETURNS integer
-LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
 BEGIN ATOMIC
     SELECT coalesce(
         (SELECT CASE WHEN t.expires_at IS NULL THEN -1
@@ -272,10 +278,10 @@ END;
 -- One row per input key, in input order; value is NULL for a miss.
 CREATE OR REPLACE FUNCTION public.cache_mget(keys text[])
 RETURNS TABLE(key text, value text)
-LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
 BEGIN ATOMIC
     SELECT u.k,
-           (SELECT coalesce(e.value, convert_from(e.value_bytes, getdatabaseencoding()))
+           (SELECT convert_from(e.value, getdatabaseencoding())
               FROM public.cache_entries AS e
              WHERE e.key_hash = encode(substring(sha256(convert_to(u.k, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid
                AND e.key = u.k
