@@ -2,7 +2,7 @@
 
 EXTENSION = fastpgcache
 MODULE_big = fastpgcache
-OBJS = src/fastpgcache.o src/pg_bridge.o src/cache.o src/sha256.o
+OBJS = src/fastpgcache.o src/pg_bridge.o src/cache.o src/sha256.o src/worker.o src/stats.o
 DATA = fastpgcache--1.0.sql
 PGFILEDESC = "fastpgcache - Redis-style cache inside PostgreSQL"
 

@@ -35,6 +35,7 @@ extern "C" {
 
 #include "fastpgcache/error.hpp"
 #include "fastpgcache/sha256.hpp"
+#include "fastpgcache/stats.hpp"
 
 namespace fastpgcache {
 namespace {
@@ -220,6 +221,7 @@ void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, boo
   SpiCall spi(fcinfo);
   spi.Execute(kUpsert, values, nulls, 0);
   spi.Finish();
+  StatsAdd(kStatSets);
 }
 
 Datum SetImpl(FunctionCallInfo fcinfo, char kind) {
@@ -266,6 +268,7 @@ Found Lookup(FunctionCallInfo fcinfo, const text *key) {
     result.found = true;
   }
   spi.Finish();
+  StatsAdd(result.found ? kStatHits : kStatMisses);  // cache_get* only
   return result;
 }
 
@@ -377,6 +380,7 @@ FPC_SQL_FUNCTION(cache_delete) {
     live = DatumGetBool(spi.Column(0, 1, &isnull));
   }
   spi.Finish();
+  if (live) StatsAdd(kStatDeletes);
   return BoolGetDatum(live);
 }
 
@@ -386,6 +390,7 @@ FPC_SQL_FUNCTION(cache_cleanup) {
   SpiCall spi(fcinfo);
   uint64 deleted = spi.Execute(kCleanup, values, nullptr, 0);
   spi.Finish();
+  StatsAdd(kStatRemovedByCleanup, deleted);
   return Int32GetDatum(deleted > static_cast<uint64>(INT_MAX) ? INT_MAX : static_cast<int32>(deleted));
 }
 

@@ -2,10 +2,18 @@
 
 #include "fastpgcache/pg_bridge.hpp"
 
+#include "fastpgcache/stats.hpp"
+#include "fastpgcache/worker.hpp"
+
 extern "C" {
 PG_MODULE_MAGIC;
 
 PGDLLEXPORT void _PG_init(void);
 }
 
-void _PG_init(void) {}
+// Defines the GUCs; when preloaded, also reserves the shared-memory counters
+// and registers the expiry worker (see src/worker.cpp, src/stats.cpp).
+void _PG_init(void) {
+  fastpgcache::WorkerInit();
+  fastpgcache::StatsInit();
+}
