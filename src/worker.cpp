@@ -461,11 +461,15 @@ Datum StopWorker(FunctionCallInfo fcinfo) {
 }  // namespace
 
 void WorkerInit() {
-  DefineCustomStringVariable("fastpgcache.database", "Database in which the preloaded expiry worker runs.", nullptr,
-                             &g_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
-  DefineCustomBoolVariable("fastpgcache.worker_enabled",
-                           "Starts the expiry worker with the server (needs shared_preload_libraries).", nullptr,
-                           &g_worker_enabled, true, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  // PGC_POSTMASTER variables can only be defined while preloading (defining
+  // one later is FATAL); they only matter for the preloaded worker anyway.
+  if (process_shared_preload_libraries_in_progress) {
+    DefineCustomStringVariable("fastpgcache.database", "Database in which the preloaded expiry worker runs.",
+                               nullptr, &g_database, "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("fastpgcache.worker_enabled",
+                             "Starts the expiry worker with the server (needs shared_preload_libraries).", nullptr,
+                             &g_worker_enabled, true, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  }
   DefineCustomIntVariable("fastpgcache.cleanup_interval", "Sleep between expiry worker cycles.", nullptr,
                           &g_cleanup_interval_ms, 1000, 10, 86400000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
                           nullptr);
