@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""A stand-in for a Databricks workspace, for the C++ client's tests.
+
+Serves, on 127.0.0.1 (standard library only):
+  GET  /oidc/.well-known/oauth-authorization-server  -> {"token_endpoint": ...}
+  POST /oidc/v1/token           OAuth client_credentials (Basic auth or form)
+  POST /api/2.0/database/credentials
+        Bearer PAT or OAuth access token; JSON {"request_id", "instance_names"}
+        -> {"token": ..., "expiration_time": RFC 3339}
+Every credential is a new random password that is also set on the
+PostgreSQL role (ALTER ROLE through psql over the unix socket), so the
+previous credential really stops working.
+
+Control endpoints (tests only):
+  POST /control/down     {"seconds": N}   answer 503 for N seconds (0 = up again)
+  POST /control/revoke                    set an unknown password on the role
+  POST /control/config   {"expires_in": N, "discovery": bool}
+  GET  /control/stats                     counters
+"""
+import argparse
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class State:
+    def __init__(self, args):
+        self.args = args
+        self.lock = threading.Lock()
+        self.down_until = 0.0
+        self.expires_in = args.expires_in
+        self.discovery = True
+        self.access_tokens = set()
+        self.stats = {"credentials": 0, "oauth_tokens": 0, "revocations": 0,
+                      "rejected_auth": 0, "unavailable": 0, "discovery": 0}
+
+    def set_role_password(self, password):
+        # Quote as a SQL literal (the password is generated here, but quote anyway).
+        lit = "'" + password.replace("'", "''") + "'"
+        sql = "ALTER ROLE \"%s\" PASSWORD %s;\n" % (self.args.role.replace('"', '""'), lit)
+        env = dict(os.environ)
+        env.pop("PGPASSWORD", None)
+        subprocess.run(
+            [self.args.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.args.pghost,
+             "-p", str(self.args.pgport), "-U", self.args.pguser, "-d", "postgres"],
+            input=sql.encode(), check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+STATE = None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet
+        if STATE.args.verbose:
+            sys.stderr.write("fake_databricks: " + (fmt % args) + "\n")
+
+    def send_json(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def read_body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def base(self):
+        return "http://127.0.0.1:%d" % self.server.server_address[1]
+
+    def unavailable(self):
+        if time.time() < STATE.down_until:
+            with STATE.lock:
+                STATE.stats["unavailable"] += 1
+            self.send_json(503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": "workspace is down (test)"})
+            return True
+        return False
+
+    def do_GET(self):
+        path = urllib.parse.urlparse(self.path).path
+        if path == "/control/stats":
+            with STATE.lock:
+                return self.send_json(200, dict(STATE.stats))
+        if self.unavailable():
+            return
+        if path == "/oidc/.well-known/oauth-authorization-server":
+            with STATE.lock:
+                STATE.stats["discovery"] += 1
+                enabled = STATE.discovery
+            if not enabled:
+                return self.send_json(404, {"error": "not found"})
+            return self.send_json(200, {"issuer": self.base() + "/oidc",
+                                        "token_endpoint": self.base() + "/oidc/v1/token",
+                                        "grant_types_supported": ["client_credentials"]})
+        self.send_json(404, {"error": "not found"})
+
+    def do_POST(self):
+        path = urllib.parse.urlparse(self.path).path
+        body = self.read_body()
+        if path.startswith("/control/"):
+            return self.control(path, body)
+        if self.unavailable():
+            return
+        if path == "/oidc/v1/token":
+            return self.oauth_token(body)
+        if path == "/api/2.0/database/credentials":
+            return self.credentials(body)
+        self.send_json(404, {"error": "not found"})
+
+    def control(self, path, body):
+        req = json.loads(body or b"{}")
+        if path == "/control/down":
+            STATE.down_until = time.time() + float(req.get("seconds", 0))
+            return self.send_json(200, {"ok": True})
+        if path == "/control/revoke":
+            with STATE.lock:
+                STATE.set_role_password("revoked-" + secrets.token_hex(16))
+                STATE.stats["revocations"] += 1
+            return self.send_json(200, {"ok": True})
+        if path == "/control/config":
+            with STATE.lock:
+                if "expires_in" in req:
+                    STATE.expires_in = int(req["expires_in"])
+                if "discovery" in req:
+                    STATE.discovery = bool(req["discovery"])
+            return self.send_json(200, {"ok": True})
+        self.send_json(404, {"error": "not found"})
+
+    def oauth_token(self, body):
+        form = urllib.parse.parse_qs(body.decode())
+        cid = form.get("client_id", [None])[0]
+        secret = form.get("client_secret", [None])[0]
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            try:
+                cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+            except Exception:
+                cid = secret = None
+        if form.get("grant_type", [None])[0] != "client_credentials":
+            return self.send_json(400, {"error": "unsupported_grant_type"})
+        if cid != STATE.args.client_id or secret != STATE.args.client_secret:
+            return self.send_json(401, {"error": "invalid_client"})
+        tok = "oauth-" + secrets.token_hex(16)
+        with STATE.lock:
+            STATE.access_tokens.add(tok)
+            STATE.stats["oauth_tokens"] += 1
+        self.send_json(200, {"access_token": tok, "token_type": "Bearer", "expires_in": 3600, "scope": "all-apis"})
+
+    def credentials(self, body):
+        auth = self.headers.get("Authorization", "")
+        bearer = auth[7:] if auth.startswith("Bearer ") else None
+        with STATE.lock:
+            ok = bearer is not None and (bearer == STATE.args.pat or bearer in STATE.access_tokens)
+            if not ok:
+                STATE.stats["rejected_auth"] += 1
+        if not ok:
+            return self.send_json(401, {"error_code": "UNAUTHENTICATED", "message": "invalid bearer token"})
+        try:
+            req = json.loads(body)
+            uuid.UUID(req["request_id"])
+            names = req["instance_names"]
+        except Exception:
+            return self.send_json(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad request body"})
+        if STATE.args.instance not in names:
+            return self.send_json(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "unknown instance"})
+        password = "dbtok-" + secrets.token_urlsafe(24)
+        with STATE.lock:
+            STATE.set_role_password(password)
+            STATE.stats["credentials"] += 1
+            expires = datetime.now(timezone.utc) + timedelta(seconds=STATE.expires_in)
+        self.send_json(200, {"token": password,
+                             "expiration_time": expires.isoformat(timespec="microseconds").replace("+00:00", "Z")})
+
+
+def main():
+    global STATE
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--pghost", required=True, help="unix socket directory")
+    ap.add_argument("--pgport", type=int, required=True)
+    ap.add_argument("--pguser", default="postgres")
+    ap.add_argument("--psql", default="psql")
+    ap.add_argument("--role", required=True)
+    ap.add_argument("--instance", default="test-instance")
+    ap.add_argument("--pat", required=True)
+    ap.add_argument("--client-id", required=True)
+    ap.add_argument("--client-secret", required=True)
+    ap.add_argument("--expires-in", type=int, default=3600)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args()
+    STATE = State(args)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(srv.server_address[1]))
+    os.replace(tmp, args.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
