@@ -22,9 +22,9 @@
 //  * A cycle runs batches until it has covered the whole table once or has
 //    spent fastpgcache.cleanup_max_time; then the worker sleeps
 //    fastpgcache.cleanup_interval on its latch. A cycle that hit its time cap
-//    while still deleting rows (a backlog) is followed by a pause as long as
-//    the cycle instead (at most half of one CPU), like Redis's active expiry,
-//    which keeps going while many keys are expired.
+//    after deleting at least a full batch (a backlog) is followed by a pause
+//    of cleanup_max_time only (so at most about half of one CPU), like Redis's
+//    active expiry, which keeps going while many keys are expired.
 //  * Only one worker runs per database: it holds a session advisory lock
 //    (kLockKey, 1), plus (kLockKey, 2) for the static worker or (kLockKey, 3)
 //    for a dynamic one, so that cache_start_worker() can refuse and
@@ -316,7 +316,8 @@ void RunCycle(CycleResult *out) {
       }
       if (covered >= batch.nblocks || (batch.wrapped && batch.nblocks == 0)) break;
       if (TimestampDifferenceExceeds(started, now, g_cleanup_max_time_ms)) {
-        capped = deleted > 0;
+        // A backlog: at least one full batch of expired rows this cycle.
+        capped = deleted >= static_cast<uint64>(g_cleanup_batch_size);
         break;
       }
       CHECK_FOR_INTERRUPTS();
