@@ -87,6 +87,20 @@ RETURNS integer
 AS 'MODULE_PATHNAME', 'cache_ttl'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 
+-- Batches: many keys in one call (one round trip).
+-- One row per element of keys, in order; value NULL for a miss.
+CREATE FUNCTION @extschema@.cache_mget(keys text[])
+RETURNS TABLE(key text, value text)
+AS 'MODULE_PATHNAME', 'cache_mget'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 10;
+
+-- Sets keys[i] to values[i] for every i, in one statement. Returns the number
+-- of pairs; a key given twice keeps its last value.
+CREATE FUNCTION @extschema@.cache_mset(keys text[], "values" text[], ttl integer DEFAULT NULL)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'cache_mset'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
 -- Exercises the C++/PostgreSQL error boundary; used by the regression tests.
 CREATE FUNCTION @extschema@.fastpgcache_selftest(mode text)
 RETURNS bigint

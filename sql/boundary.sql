@@ -23,12 +23,13 @@ END $$;
 SELECT m, pg_temp.sqlstate_of(format('SELECT fastpgcache_selftest(%L)', m))
 FROM unnest(ARRAY['bad_alloc', 'cpp_exception', 'cache_error', 'pg_error']) m;
 
--- A real SPI error: the table is gone when the plans are prepared again.
-\set VERBOSITY terse
+-- A real SPI error: the table is gone when the plans are prepared again
+-- (42P01: undefined_table, raised by the parser inside SPI_prepare).
 SELECT cache_set('before', 'rename');
 ALTER TABLE cache_entries RENAME TO cache_entries_moved;
-SELECT cache_get('before');
-SELECT cache_set('during', 'rename');
+SELECT pg_temp.sqlstate_of($$SELECT cache_get('before')$$) AS get,
+       pg_temp.sqlstate_of($$SELECT cache_set('during', 'rename')$$) AS set,
+       pg_temp.sqlstate_of($$SELECT cache_delete('before')$$) AS delete;
 SELECT 1 AS still_serving;
 ALTER TABLE cache_entries_moved RENAME TO cache_entries;
 SELECT cache_get('before');

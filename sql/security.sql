@@ -34,8 +34,42 @@ RESET ROLE;
 
 -- An application role with the documented grants can do everything.
 SET ROLE regress_fpc_app;
-SELECT cache_set('app', 'value', 60), cache_get('app'), cache_delete('app'), cache_cleanup();
+SELECT cache_set('app', 'value', 60), cache_get('app'), cache_delete('app'), cache_cleanup() >= 0 AS cleanup_ran;
 RESET ROLE;
+
+-- Reads probe the index directly only with table-level SELECT; with column
+-- privileges they go through SQL, which applies them.
+CREATE ROLE regress_fpc_columns;
+GRANT SELECT (key_hash, key, kind, expires_at) ON cache_entries TO regress_fpc_columns;
+SET ROLE regress_fpc_columns;
+SELECT cache_exists('shared') AS exists_with_column_grants, cache_ttl('shared') AS ttl;
+SELECT cache_get('shared');
+RESET ROLE;
+GRANT SELECT (value) ON cache_entries TO regress_fpc_columns;
+SET ROLE regress_fpc_columns;
+SELECT cache_get('shared') AS get_with_column_grants;
+RESET ROLE;
+REVOKE ALL ON cache_entries FROM regress_fpc_columns;
+DROP ROLE regress_fpc_columns;
+
+-- Row level security is honoured: reads then go through SQL too.
+SELECT cache_set('visible', 'yes'), cache_set('hidden', 'no');
+ALTER TABLE cache_entries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY regress_only_visible ON cache_entries FOR SELECT TO regress_fpc_reader USING (key <> 'hidden');
+SET ROLE regress_fpc_reader;
+SELECT cache_get('visible') AS visible, cache_get('hidden') AS hidden, cache_exists('hidden') AS hidden_exists;
+SELECT * FROM cache_mget(ARRAY['visible', 'hidden']);
+RESET ROLE;
+-- The owner is not subject to the policy.
+SELECT cache_get('hidden') AS owner_sees;
+DROP POLICY regress_only_visible ON cache_entries;
+ALTER TABLE cache_entries DISABLE ROW LEVEL SECURITY;
+
+-- Both read paths give the same answers.
+SET fastpgcache.index_scan_reads = off;
+SELECT cache_get('visible'), cache_get('nope') IS NULL AS miss, cache_exists('hidden'), cache_ttl('hidden');
+SELECT * FROM cache_mget(ARRAY['visible', 'nope']);
+RESET fastpgcache.index_scan_reads;
 
 -- search_path cannot redirect the functions: a schema that shadows the
 -- table, and an '=' operator that matches everything, are both ignored.

@@ -1,12 +1,20 @@
 // The cache API: cache_set, cache_get, cache_delete, cache_exists, cache_ttl,
-// cache_cleanup and their JSON and bytea variants.
+// cache_cleanup, their JSON and bytea variants, and cache_mget / cache_mset.
 //
-// Every function runs its SQL through SPI with a plan prepared once per
-// backend (SPI_prepare_cursor + SPI_keepplan) and reused. Plans name every
-// object with its schema and every operator as OPERATOR(pg_catalog.x), so the
+// Writes run their SQL through SPI with plans prepared once per backend
+// (SPI_prepare_cursor + SPI_keepplan) and reused. Plans name every object
+// with its schema and every operator as OPERATOR(pg_catalog.x), so the
 // caller's search_path cannot redirect them. They are dropped and prepared
 // again when the cache table's relcache entry is invalidated (DROP EXTENSION,
 // ALTER EXTENSION ... SET SCHEMA, ...), or when called from another schema.
+//
+// Reads take a shorter road when they may: one probe of the primary key index
+// (index_beginscan on key_hash with the uuid btree's own equality), with the
+// same snapshot, visibility and privilege rules as the SQL, and no second
+// executor. They fall back to the SPI plan when the table has row level
+// security, when the caller lacks table-level SELECT (the SQL then applies
+// column privileges or raises the usual error), when the table does not have
+// the expected shape, or when fastpgcache.index_scan_reads is off.
 //
 // The table's primary key is key_hash: the first 16 bytes of the SHA-256 of
 // the key, so keys of any length fit in the btree. Lookups compare the full
@@ -15,24 +23,45 @@
 #include "fastpgcache/pg_bridge.hpp"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/uuid.h"
 }
 
 #include <climits>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "fastpgcache/cache.hpp"
 #include "fastpgcache/error.hpp"
 #include "fastpgcache/sha256.hpp"
 #include "fastpgcache/stats.hpp"
@@ -45,7 +74,10 @@ constexpr char kKindText = 't';
 constexpr char kKindJson = 'j';
 constexpr char kKindBytes = 'b';
 
-enum PlanId { kGetValue, kGetExpiry, kUpsert, kDelete, kCleanup, kPlanCount };
+// fastpgcache.index_scan_reads
+bool g_index_scan_reads = true;
+
+enum PlanId { kGetValue, kGetExpiry, kUpdate, kUpsert, kMultiUpsert, kDelete, kCleanup, kPlanCount };
 
 struct PlanSpec {
   const char *sql;  // %s is replaced by the quoted schema name
@@ -56,22 +88,36 @@ struct PlanSpec {
 // $1 key_hash, $2 key, $3 now (for reads); the table and operators are
 // qualified so that no search_path can redirect them.
 const PlanSpec kPlanSpecs[kPlanCount] = {
-    {"SELECT value, kind FROM %s.cache_entries"
+    {"SELECT value, kind, expires_at FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
      " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3)",
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
-    {"SELECT expires_at FROM %s.cache_entries"
+    {"SELECT NULL::bytea, kind, expires_at FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
      " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3)",
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
+    // A set first tries to overwrite: the common case of a cache, a HOT update.
+    {"UPDATE %s.cache_entries SET key = $2, value = $3, kind = $4, expires_at = $5"
+     " WHERE key_hash OPERATOR(pg_catalog.=) $1",
+     5,
+     {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
+    // No row: insert, or update the row that a concurrent set inserted.
     {"INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
      " VALUES ($1, $2, $3, $4, $5)"
      " ON CONFLICT (key_hash) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value,"
      " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at",
      5,
      {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
+    // cache_mset: many entries in one statement (distinct key hashes).
+    {"INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
+     " SELECT h, k, v, 't', $4"
+     " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(h, k, v)"
+     " ON CONFLICT (key_hash) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value,"
+     " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at",
+     4,
+     {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID}},
     {"DELETE FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
      " RETURNING expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3",
@@ -80,6 +126,13 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
     {"DELETE FROM %s.cache_entries WHERE expires_at OPERATOR(pg_catalog.<=) $1", 1, {TIMESTAMPTZOID}},
 };
 
+// Column numbers the index-scan reads rely on, checked when plans are made.
+constexpr AttrNumber kAttKeyHash = 1;
+constexpr AttrNumber kAttExpiresAt = 2;
+constexpr AttrNumber kAttKind = 3;
+constexpr AttrNumber kAttKey = 4;
+constexpr AttrNumber kAttValue = 5;
+
 // Per-backend plan cache. Plain data only: it is constant-initialised, so
 // loading the library runs no constructor.
 struct PlanCache {
@@ -87,17 +140,44 @@ struct PlanCache {
   bool callback_registered;
   Oid schema;
   Oid relid;
+  Oid index;  // the key_hash btree, or InvalidOid if reads must use SQL
   SPIPlanPtr plans[kPlanCount];
 };
 PlanCache g_plans = {};
 
 void InvalidatePlans(Datum, Oid relid) {
-  if (relid == InvalidOid || relid == g_plans.relid) g_plans.valid = false;
+  if (relid == InvalidOid || relid == g_plans.relid || relid == g_plans.index) g_plans.valid = false;
 }
 
-// Makes sure the kept plans exist for the schema `schema`. Must run inside an
-// SPI connection. All of it is PostgreSQL calls, so it runs as one guarded
-// step that holds no C++ objects.
+// True if the table has exactly the columns, in the order, that the
+// index-scan reads decode, and `index` is a plain btree on key_hash alone.
+bool ShapeAllowsIndexScan(Oid relid, Oid index) {
+  static const struct {
+    AttrNumber attnum;
+    const char *name;
+    Oid type;
+  } kColumns[] = {{kAttKeyHash, "key_hash", UUIDOID},
+                  {kAttExpiresAt, "expires_at", TIMESTAMPTZOID},
+                  {kAttKind, "kind", CHAROID},
+                  {kAttKey, "key", TEXTOID},
+                  {kAttValue, "value", BYTEAOID}};
+  if (!OidIsValid(relid) || !OidIsValid(index)) return false;
+  for (const auto &col : kColumns) {
+    if (get_attnum(relid, col.name) != col.attnum || get_atttype(relid, col.attnum) != col.type) return false;
+  }
+  Relation irel = index_open(index, AccessShareLock);
+  bool ok = irel->rd_rel->relam == BTREE_AM_OID && irel->rd_index->indrelid == relid &&
+            irel->rd_index->indnatts == 1 && irel->rd_index->indkey.values[0] == kAttKeyHash &&
+            irel->rd_opcintype[0] == UUIDOID &&
+            heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, nullptr) &&
+            heap_attisnull(irel->rd_indextuple, Anum_pg_index_indexprs, nullptr);
+  index_close(irel, AccessShareLock);
+  return ok;
+}
+
+// Makes sure the kept plans exist for the schema `schema`. Connects to SPI
+// itself when it has to prepare them. All of it is PostgreSQL calls, so it
+// runs as one guarded step that holds no C++ objects.
 void EnsurePlans(Oid schema) {
   if (g_plans.valid && g_plans.schema == schema) return;
   Guarded([&] {
@@ -114,6 +194,7 @@ void EnsurePlans(Oid schema) {
     if (nspname == nullptr)
       ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema of fastpgcache does not exist")));
     const char *qualified = quote_identifier(nspname);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "fastpgcache: SPI_connect failed");
     for (int i = 0; i < kPlanCount; i++) {
       const PlanSpec &spec = kPlanSpecs[i];
       char *sql = psprintf(spec.sql, qualified);
@@ -124,10 +205,27 @@ void EnsurePlans(Oid schema) {
       if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache: SPI_keepplan failed");
       g_plans.plans[i] = plan;
     }
+    if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "fastpgcache: SPI_finish failed");
     g_plans.schema = schema;
     g_plans.relid = get_relname_relid("cache_entries", schema);
+    g_plans.index = get_relname_relid("cache_entries_pkey", schema);
+    if (!ShapeAllowsIndexScan(g_plans.relid, g_plans.index)) g_plans.index = InvalidOid;
     g_plans.valid = true;
   });
+}
+
+// The schema the called function lives in (the extension's schema),
+// remembered in fn_extra for the next call through the same FmgrInfo.
+Oid FunctionSchema(FunctionCallInfo fcinfo) {
+  FmgrInfo *flinfo = fcinfo->flinfo;
+  if (flinfo->fn_extra == nullptr) {
+    Guarded([&] {
+      Oid *schema = static_cast<Oid *>(MemoryContextAlloc(flinfo->fn_mcxt, sizeof(Oid)));
+      *schema = get_func_namespace(flinfo->fn_oid);
+      flinfo->fn_extra = schema;
+    });
+  }
+  return *static_cast<Oid *>(flinfo->fn_extra);
 }
 
 // An SPI connection for one call. Finish() on success; on an exception the
@@ -135,13 +233,10 @@ void EnsurePlans(Oid schema) {
 // shim's ereport() starts, which is how PostgreSQL cleans up after errors.
 class SpiCall {
  public:
-  explicit SpiCall(FunctionCallInfo fcinfo) : outer_(CurrentMemoryContext) {
-    Oid schema = Guarded([&] {
-      Oid nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+  SpiCall() : outer_(CurrentMemoryContext) {
+    Guarded([] {
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "fastpgcache: SPI_connect failed");
-      return nsp;
     });
-    EnsurePlans(schema);
   }
   SpiCall(const SpiCall &) = delete;
   SpiCall &operator=(const SpiCall &) = delete;
@@ -212,14 +307,15 @@ bool ExpiryFromTtl(FunctionCallInfo fcinfo, int argno, TimestampTz now, Timestam
   return true;
 }
 
-// Upserts one entry; value is a varlena of the given kind.
+// Writes one entry; value is a varlena of the given kind.
 void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
+  EnsurePlans(FunctionSchema(fcinfo));
   pg_uuid_t hash = KeyHash(key);
   Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
                      TimestampTzGetDatum(expires_at)};
   const char nulls[5] = {' ', ' ', ' ', ' ', expires ? ' ' : 'n'};
-  SpiCall spi(fcinfo);
-  spi.Execute(kUpsert, values, nulls, 0);
+  SpiCall spi;
+  if (spi.Execute(kUpdate, values, nulls, 0) == 0) spi.Execute(kUpsert, values, nulls, 0);
   spi.Finish();
   StatsAdd(kStatSets);
 }
@@ -248,32 +344,94 @@ Datum SetImpl(FunctionCallInfo fcinfo, char kind) {
   return BoolGetDatum(true);
 }
 
-// A live entry's value (a detoasted copy in the caller's context) and kind.
-struct Found {
+// A live entry: its value (a detoasted copy in the caller's memory context,
+// when asked for), kind and expiry.
+struct Entry {
   bool found = false;
-  Datum value = 0;
   char kind = kKindText;
+  bool expires = false;
+  TimestampTz expires_at = 0;
+  Datum value = 0;
 };
 
-Found Lookup(FunctionCallInfo fcinfo, const text *key) {
-  pg_uuid_t hash = KeyHash(key);
-  Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(GetCurrentTimestamp())};
-  Found result;
-  SpiCall spi(fcinfo);
-  if (spi.Execute(kGetValue, values, nullptr, 1) > 0) {
+// One probe of the key_hash index under a fresh snapshot (the one SPI would
+// take), outside any executor. Returns false, having read nothing, when the
+// SQL path must be used instead. Plain PostgreSQL calls only: it runs inside
+// one Guarded() step.
+bool IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool want_value, Entry *out) {
+  Relation rel = table_open(g_plans.relid, AccessShareLock);
+  if (rel->rd_rel->relrowsecurity || pg_class_aclcheck(g_plans.relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
+    table_close(rel, AccessShareLock);
+    return false;
+  }
+  Relation irel = index_open(g_plans.index, AccessShareLock);
+  // As SPI does for a volatile function: see everything done so far,
+  // including earlier in the calling statement.
+  CommandCounterIncrement();
+  Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+  ScanKeyData skey;
+  ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&hash));
+  IndexScanDesc scan = index_beginscan(rel, irel, snapshot, 1, 0);
+  index_rescan(scan, &skey, 1, nullptr, 0);
+  TupleTableSlot *slot = table_slot_create(rel, nullptr);
+  const char *key_data = VARDATA_ANY(key);
+  Size key_len = VARSIZE_ANY_EXHDR(key);
+  while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
     bool isnull;
-    Datum value = spi.Column(0, 1, &isnull);
-    result.kind = DatumGetChar(spi.Column(0, 2, &isnull));
-    result.value = spi.CopyOut(value);
-    result.found = true;
+    text *row_key = DatumGetTextPP(slot_getattr(slot, kAttKey, &isnull));
+    if (isnull || VARSIZE_ANY_EXHDR(row_key) != key_len || std::memcmp(VARDATA_ANY(row_key), key_data, key_len) != 0)
+      continue;  // another key with the same hash
+    Datum expires_at = slot_getattr(slot, kAttExpiresAt, &isnull);
+    out->expires = !isnull;
+    out->expires_at = isnull ? 0 : DatumGetTimestampTz(expires_at);
+    if (out->expires && out->expires_at <= now) break;  // expired: a miss
+    out->found = true;
+    out->kind = DatumGetChar(slot_getattr(slot, kAttKind, &isnull));
+    if (want_value) out->value = PointerGetDatum(PG_DETOAST_DATUM_COPY(slot_getattr(slot, kAttValue, &isnull)));
+    break;
+  }
+  ExecDropSingleTupleTableSlot(slot);
+  index_endscan(scan);
+  UnregisterSnapshot(snapshot);
+  index_close(irel, NoLock);
+  table_close(rel, NoLock);
+  return true;
+}
+
+// The live entry for `key`, if any.
+Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value) {
+  EnsurePlans(FunctionSchema(fcinfo));
+  pg_uuid_t hash = KeyHash(key);
+  TimestampTz now = GetCurrentTimestamp();
+  Entry entry;
+  if (g_index_scan_reads && OidIsValid(g_plans.index)) {
+    bool done = Guarded([&] { return IndexScanFind(key, hash, now, want_value, &entry); });
+    if (done) return entry;
+  }
+  Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
+  SpiCall spi;
+  if (spi.Execute(want_value ? kGetValue : kGetExpiry, values, nullptr, 1) > 0) {
+    bool isnull;
+    entry.found = true;
+    entry.kind = DatumGetChar(spi.Column(0, 2, &isnull));
+    Datum expires_at = spi.Column(0, 3, &isnull);
+    entry.expires = !isnull;
+    entry.expires_at = isnull ? 0 : DatumGetTimestampTz(expires_at);
+    if (want_value) entry.value = spi.CopyOut(spi.Column(0, 1, &isnull));
   }
   spi.Finish();
-  StatsAdd(result.found ? kStatHits : kStatMisses);  // cache_get* only
-  return result;
+  return entry;
+}
+
+// Find() for the cache_get* functions, which count hits and misses.
+Entry FindValue(FunctionCallInfo fcinfo, const text *key) {
+  Entry entry = Find(fcinfo, key, true);
+  StatsAdd(entry.found ? kStatHits : kStatMisses);
+  return entry;
 }
 
 // Makes sure a value can be returned as text in the database encoding.
-void CheckText(const Found &entry) {
+void CheckText(const Entry &entry) {
   if (entry.kind != kKindBytes) return;
   const text *value = reinterpret_cast<const text *>(DatumGetPointer(entry.value));
   bool valid = Guarded([&] { return pg_verifymbstr(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), true); });
@@ -284,26 +442,32 @@ void CheckText(const Found &entry) {
                      "The value was stored as bytea.", "Use cache_get_bytes() to read it.");
 }
 
-// The expiry of a live entry: -2 missing or expired, -1 no expiry, else the
-// expiry time in *expires_at.
-enum class Liveness { kMissing, kPermanent, kExpiring };
-
-Liveness Expiry(FunctionCallInfo fcinfo, const text *key, TimestampTz now, TimestampTz *expires_at) {
-  pg_uuid_t hash = KeyHash(key);
-  Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
-  Liveness result = Liveness::kMissing;
-  SpiCall spi(fcinfo);
-  if (spi.Execute(kGetExpiry, values, nullptr, 1) > 0) {
-    bool isnull;
-    Datum value = spi.Column(0, 1, &isnull);
-    result = isnull ? Liveness::kPermanent : Liveness::kExpiring;
-    if (!isnull) *expires_at = DatumGetTimestampTz(value);
+// The elements of a one-dimensional text[] (NULL elements as nullptr).
+std::vector<text *> TextArrayElements(ArrayType *array, const char *what) {
+  int ndim = ARR_NDIM(array);
+  if (ndim > 1)
+    throw CacheError(sqlstate::kInvalidParameterValue, std::string(what) + " must be a one-dimensional array");
+  Datum *elems = nullptr;
+  bool *nulls = nullptr;
+  int n = 0;
+  Guarded([&] { deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n); });
+  std::vector<text *> out(static_cast<std::size_t>(n), nullptr);
+  for (int i = 0; i < n; i++) {
+    if (!nulls[i]) out[i] = Guarded([&] { return DatumGetTextPP(elems[i]); });
   }
-  spi.Finish();
-  return result;
+  return out;
 }
 
 }  // namespace
+
+void DefineCacheSettings() {
+  DefineCustomBoolVariable("fastpgcache.index_scan_reads",
+                           "Reads probe the key_hash index directly instead of running their SQL through SPI.",
+                           "Both give the same results; the index probe is faster. Reads use SQL anyway when "
+                           "the table has row level security or the caller has only column privileges.",
+                           &g_index_scan_reads, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+}
+
 }  // namespace fastpgcache
 
 using namespace fastpgcache;
@@ -319,7 +483,7 @@ FPC_SQL_FUNCTION(cache_set_bytea) { return SetImpl(fcinfo, kKindBytes); }
 
 // cache_get(key text) RETURNS text; STRICT
 FPC_SQL_FUNCTION(cache_get) {
-  Found entry = Lookup(fcinfo, ArgText(fcinfo, 0));
+  Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   CheckText(entry);
   return entry.value;  // bytea and text share one representation
@@ -327,14 +491,14 @@ FPC_SQL_FUNCTION(cache_get) {
 
 // cache_get_bytes(key text) RETURNS bytea; STRICT
 FPC_SQL_FUNCTION(cache_get_bytes) {
-  Found entry = Lookup(fcinfo, ArgText(fcinfo, 0));
+  Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   return entry.value;
 }
 
 // cache_get_json(key text) RETURNS jsonb; STRICT
 FPC_SQL_FUNCTION(cache_get_json) {
-  Found entry = Lookup(fcinfo, ArgText(fcinfo, 0));
+  Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   CheckText(entry);
   return Guarded([&] {
@@ -345,25 +509,18 @@ FPC_SQL_FUNCTION(cache_get_json) {
 
 // cache_exists(key text) RETURNS boolean; STRICT
 FPC_SQL_FUNCTION(cache_exists) {
-  TimestampTz expires_at;
-  Liveness live = Expiry(fcinfo, ArgText(fcinfo, 0), GetCurrentTimestamp(), &expires_at);
-  return BoolGetDatum(live != Liveness::kMissing);
+  return BoolGetDatum(Find(fcinfo, ArgText(fcinfo, 0), false).found);
 }
 
 // cache_ttl(key text) RETURNS integer; STRICT. Seconds left, rounded up so
 // that a live entry never reports 0; -1 no expiry; -2 missing or expired.
 FPC_SQL_FUNCTION(cache_ttl) {
+  Entry entry = Find(fcinfo, ArgText(fcinfo, 0), false);
+  if (!entry.found) return Int32GetDatum(-2);
+  if (!entry.expires) return Int32GetDatum(-1);
   TimestampTz now = GetCurrentTimestamp();
-  TimestampTz expires_at = 0;
-  switch (Expiry(fcinfo, ArgText(fcinfo, 0), now, &expires_at)) {
-    case Liveness::kMissing:
-      return Int32GetDatum(-2);
-    case Liveness::kPermanent:
-      return Int32GetDatum(-1);
-    case Liveness::kExpiring:
-      break;
-  }
-  int64 left = (expires_at - now + USECS_PER_SEC - 1) / USECS_PER_SEC;
+  int64 left = (entry.expires_at - now + USECS_PER_SEC - 1) / USECS_PER_SEC;
+  if (left < 1) left = 1;  // it was live when read
   return Int32GetDatum(left > INT_MAX ? INT_MAX : static_cast<int32>(left));
 }
 
@@ -371,10 +528,11 @@ FPC_SQL_FUNCTION(cache_ttl) {
 // An expired entry is removed too, but reported as not deleted.
 FPC_SQL_FUNCTION(cache_delete) {
   text *key = WriteKeyArg(fcinfo);
+  EnsurePlans(FunctionSchema(fcinfo));
   pg_uuid_t hash = KeyHash(key);
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(GetCurrentTimestamp())};
   bool live = false;
-  SpiCall spi(fcinfo);
+  SpiCall spi;
   if (spi.Execute(kDelete, values, nullptr, 0) > 0) {
     bool isnull;
     live = DatumGetBool(spi.Column(0, 1, &isnull));
@@ -386,12 +544,100 @@ FPC_SQL_FUNCTION(cache_delete) {
 
 // cache_cleanup() RETURNS integer: deletes every expired entry.
 FPC_SQL_FUNCTION(cache_cleanup) {
+  EnsurePlans(FunctionSchema(fcinfo));
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
-  SpiCall spi(fcinfo);
+  SpiCall spi;
   uint64 deleted = spi.Execute(kCleanup, values, nullptr, 0);
   spi.Finish();
   StatsAdd(kStatRemovedByCleanup, deleted);
   return Int32GetDatum(deleted > static_cast<uint64>(INT_MAX) ? INT_MAX : static_cast<int32>(deleted));
+}
+
+// cache_mget(keys text[]) RETURNS TABLE(key text, value text); STRICT.
+// One row per element, in order; value NULL for a miss (and a NULL key).
+FPC_SQL_FUNCTION(cache_mget) {
+  ArrayType *array = Guarded([&] { return PG_GETARG_ARRAYTYPE_P(0); });
+  std::vector<text *> keys = TextArrayElements(array, "keys");
+  Guarded([&] { InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC); });
+  auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+  // Each lookup's copies live in a context that is reset per key.
+  MemoryContext per_key = Guarded([] {
+    return AllocSetContextCreate(CurrentMemoryContext, "fastpgcache mget", ALLOCSET_DEFAULT_SIZES);
+  });
+  for (text *key : keys) {
+    Datum row[2] = {PointerGetDatum(key), 0};
+    bool nulls[2] = {key == nullptr, true};
+    MemoryContext old = MemoryContextSwitchTo(per_key);
+    if (key != nullptr) {
+      Entry entry = FindValue(fcinfo, key);
+      if (entry.found) {
+        CheckText(entry);
+        row[1] = entry.value;
+        nulls[1] = false;
+      }
+    }
+    MemoryContextSwitchTo(old);
+    Guarded([&] {
+      tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+      MemoryContextReset(per_key);
+    });
+  }
+  Guarded([&] { MemoryContextDelete(per_key); });
+  return (Datum)0;
+}
+
+// cache_mset(keys text[], values text[], ttl integer DEFAULT NULL) RETURNS
+// integer: sets every pair in one statement; a key given twice keeps its last
+// value, as successive cache_set calls would. Returns the number of pairs.
+FPC_SQL_FUNCTION(cache_mset) {
+  if (PG_ARGISNULL(0)) throw CacheError(sqlstate::kNullValueNotAllowed, "cache keys must not be null");
+  if (PG_ARGISNULL(1)) throw CacheError(sqlstate::kNullValueNotAllowed, "cache values must not be null");
+  TimestampTz expires_at = 0;
+  bool expires = ExpiryFromTtl(fcinfo, 2, GetCurrentTimestamp(), &expires_at);
+  std::vector<text *> keys = TextArrayElements(Guarded([&] { return PG_GETARG_ARRAYTYPE_P(0); }), "keys");
+  std::vector<text *> values = TextArrayElements(Guarded([&] { return PG_GETARG_ARRAYTYPE_P(1); }), "values");
+  if (keys.size() != values.size())
+    throw CacheError(sqlstate::kInvalidParameterValue,
+                     "keys and values must have the same length (" + std::to_string(keys.size()) + " keys, " +
+                         std::to_string(values.size()) + " values)");
+  for (std::size_t i = 0; i < keys.size(); i++) {
+    if (keys[i] == nullptr) throw CacheError(sqlstate::kNullValueNotAllowed, "cache key must not be null");
+    if (values[i] == nullptr)
+      throw CacheError(sqlstate::kNullValueNotAllowed, "cache value must not be null", {},
+                       "Use cache_delete() to remove a key.");
+  }
+  if (keys.empty()) return Int32GetDatum(0);
+
+  // One row per distinct key hash; the last occurrence wins.
+  std::vector<pg_uuid_t> hashes(keys.size());
+  std::unordered_map<std::string, std::size_t> last;
+  last.reserve(keys.size());
+  for (std::size_t i = 0; i < keys.size(); i++) {
+    hashes[i] = KeyHash(keys[i]);
+    last[std::string(reinterpret_cast<const char *>(hashes[i].data), UUID_LEN)] = i;
+  }
+  std::vector<Datum> hash_datums, key_datums, value_datums;
+  for (std::size_t i = 0; i < keys.size(); i++) {
+    if (last[std::string(reinterpret_cast<const char *>(hashes[i].data), UUID_LEN)] != i) continue;
+    hash_datums.push_back(UUIDPGetDatum(&hashes[i]));
+    key_datums.push_back(PointerGetDatum(keys[i]));
+    value_datums.push_back(PointerGetDatum(values[i]));  // text and bytea share one representation
+  }
+  int n = static_cast<int>(hash_datums.size());
+  Datum args[4];
+  Guarded([&] {
+    args[0] = PointerGetDatum(construct_array(hash_datums.data(), n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+    args[1] = PointerGetDatum(construct_array(key_datums.data(), n, TEXTOID, -1, false, TYPALIGN_INT));
+    args[2] = PointerGetDatum(construct_array(value_datums.data(), n, BYTEAOID, -1, false, TYPALIGN_INT));
+  });
+  args[3] = TimestampTzGetDatum(expires_at);
+  const char nulls[4] = {' ', ' ', ' ', expires ? ' ' : 'n'};
+  EnsurePlans(FunctionSchema(fcinfo));
+  SpiCall spi;
+  spi.Execute(kMultiUpsert, args, nulls, 0);
+  spi.Finish();
+  StatsAdd(kStatSets, keys.size());
+  return Int32GetDatum(static_cast<int32>(keys.size()));
 }
 
 // fastpgcache_selftest(mode text) RETURNS bigint: exercises the C++ /

@@ -2,6 +2,7 @@
 
 #include "fastpgcache/pg_bridge.hpp"
 
+#include "fastpgcache/cache.hpp"
 #include "fastpgcache/stats.hpp"
 #include "fastpgcache/worker.hpp"
 
@@ -14,6 +15,7 @@ PGDLLEXPORT void _PG_init(void);
 // Defines the GUCs; when preloaded, also reserves the shared-memory counters
 // and registers the expiry worker (see src/worker.cpp, src/stats.cpp).
 void _PG_init(void) {
+  fastpgcache::DefineCacheSettings();
   fastpgcache::WorkerInit();
   fastpgcache::StatsInit();
 }
