@@ -1319,7 +1319,13 @@ private:
         bool have_password = false;
         for (int attempt = 0;; ++attempt) {
             if (opts_.token_provider) {
-                password = opts_.token_provider->get_token();  // throws TokenError when none can be had
+                try {
+                    password = opts_.token_provider->get_token();  // throws TokenError when none can be had
+                } catch (const Error&) {
+                    throw;
+                } catch (const std::exception& e) {
+                    throw TokenError(std::string("the token provider failed: ") + e.what());
+                }
                 have_password = true;
             }
             Attempt a = try_open(have_password ? &password : nullptr);

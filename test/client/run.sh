@@ -48,7 +48,7 @@ mkdir -p "$work/build"
 "$root/fallback/embed.sh" "$work/build/gen" || { fail "embed fallback SQL"; echo "$passed passed, $failed failed"; exit 1; }
 PQ_FLAGS=$(pkg-config --cflags libpq 2>/dev/null || echo "-I$("$PGBIN/pg_config" --includedir)")
 PQ_LIBS=$(pkg-config --libs libpq 2>/dev/null || echo "-lpq")
-CXXFLAGS="-std=c++17 -Wall -Wextra -Werror -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -pthread"
+CXXFLAGS="-std=c++17 -Wall -Wextra -Werror -O0 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -pthread"
 INC="-I$root/include -I$work/build/gen $PQ_FLAGS"
 build() {  # build OUT SRC
     if $CXX $CXXFLAGS $INC "$2" -o "$1" $PQ_LIBS -lcurl >"$1.log" 2>&1; then
