@@ -65,6 +65,7 @@ extern "C" {
 #include "storage/bufmgr.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -170,6 +171,7 @@ bool TakeWorkerLock() {
 
 struct BatchResult {
   bool installed;       // the extension exists
+  bool busy;            // the table is locked by someone else: skipped
   uint64 deleted;       // rows deleted
   BlockNumber nblocks;  // table size when the batch ran
   BlockNumber advanced; // blocks the sweep position moved forward
@@ -188,8 +190,15 @@ void RunBatch(BatchResult *out) {
 
   Oid nsp = ExtensionSchema();
   Oid relid = OidIsValid(nsp) ? get_relname_relid("cache_entries", nsp) : InvalidOid;
-  Relation rel = OidIsValid(relid) ? try_table_open(relid, RowExclusiveLock) : nullptr;
-  if (rel != nullptr) {
+  // Never queue for the table lock: if someone holds a conflicting lock
+  // (DROP EXTENSION, TRUNCATE, LOCK TABLE, CREATE INDEX ...), skip this
+  // cycle rather than wait and make later lockers wait behind the worker.
+  bool locked = OidIsValid(relid) && ConditionalLockRelationOid(relid, RowExclusiveLock);
+  Relation rel = locked ? try_table_open(relid, NoLock) : nullptr;
+  if (OidIsValid(relid) && !locked) {
+    out->installed = true;
+    out->busy = true;
+  } else if (rel != nullptr) {
     out->installed = true;
     if (g_state.ext_state != 1) {
       g_state.pos = 0;
@@ -304,7 +313,7 @@ void RunCycle(CycleResult *out) {
       BatchResult batch;
       RunBatch(&batch);
       installed = batch.installed;
-      if (!batch.installed) break;
+      if (!batch.installed || batch.busy) break;
       deleted += batch.deleted;
       StatsAdd(kStatExpiredByWorker, batch.deleted);
       covered += batch.advanced;

@@ -209,6 +209,26 @@ fi
 check "worker was not restarted by DROP/CREATE EXTENSION" "$pid" "$(worker_pid_a)"
 qa "DROP EXTENSION fastpgcache; DROP SCHEMA fpc; CREATE EXTENSION fastpgcache" >/dev/null
 
+# The worker never queues behind a lock on the table (it skips the cycle).
+qa "BEGIN; LOCK TABLE cache_entries IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT" >/dev/null 2>&1 &
+locker=$!
+sleep 0.5
+waits=0
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+  n=$(qa "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+          WHERE NOT l.granted AND a.backend_type = 'fastpgcache worker'")
+  waits=$(( waits + n ))
+  sleep 0.1
+done
+wait $locker
+check "worker does not wait for a lock held on the table (LOCK TABLE)" 0 "$waits"
+qa "SELECT count(cache_set('afterlock:' || g, 'v', 1)) FROM generate_series(1, 100) g" >/dev/null
+if wait_until 10 qa "SELECT count(*) = 0 FROM cache_entries WHERE key LIKE 'afterlock:%'"; then
+  pass "worker resumes after the lock is released"
+else
+  fail "worker resumes after the lock is released"
+fi
+
 # The worker never blocks DROP DATABASE of another database, and steps aside
 # when its own database is needed exclusively (CREATE DATABASE ... TEMPLATE).
 qa "CREATE DATABASE other" >/dev/null
