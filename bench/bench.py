@@ -47,7 +47,7 @@ MODES = {
     "full": dict(dur=5, rounds=2, clients=[1, 8, 32], pipe_clients=[1, 8, 32],
                  keys=100_000, scale=[10_000, 100_000, 1_000_000],
                  scale_clients=8, churn=2_000_000, churn_clients=8,
-                 batch_clients=8, redis_dur=3, profile_n=(500, 5_000)),
+                 batch_clients=8, redis_dur=3, profile_n=(300, 3_000)),
 }
 
 # --------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def percentile(sorted_vals, p):
 
 
 def pgbench(cfg, db, scripts, clients, dur=None, transactions=None, nkeys=None,
-            ops_per_tx=1, progress=None, log=True, server="pg"):
+            ops_per_tx=1, progress=None, log=True, server="pg", max_tries=None):
     """Runs pgbench -M prepared over TCP; returns ops/s, latencies (ms) and
     CPU per op. scripts: list of (path, weight)."""
     nkeys = nkeys or cfg.keys
@@ -261,6 +261,9 @@ def pgbench(cfg, db, scripts, clients, dur=None, transactions=None, nkeys=None,
         cmd += ["-t", str(max(1, transactions // clients))]
     if progress:
         cmd += ["-P", str(progress)]
+    if max_tries:
+        # retry deadlock and serialization failures, and count them
+        cmd += ["--max-tries", str(max_tries), "--failures-detailed"]
     if log:
         cmd += ["--log", "--log-prefix", prefix]
     for path, w in scripts:
@@ -308,6 +311,10 @@ def pgbench(cfg, db, scripts, clients, dur=None, transactions=None, nkeys=None,
     res["client_us"] = d["client_cpu_s"] / nops * 1e6 if nops else float("nan")
     res["other_pct"] = d["other_pct"]
     res["progress"] = [float(x) for x in re.findall(r"progress: [\d.]+ s, ([\d.]+) tps", p.stderr)]
+    m = re.search(r"number of transactions retried: (\d+)", out)
+    res["retried"] = int(m.group(1)) if m else 0
+    m = re.search(r"total number of retries: (\d+)", out)
+    res["retries"] = int(m.group(1)) if m else 0
     return res
 
 
@@ -541,14 +548,14 @@ def phase_churn(cfg, log):
         after = stats()
     upd = after["upd"] - before["upd"]
     hot = after["hot"] - before["hot"]
-    prog = r["progress"]
+    prog = r["progress"][1:-1] if len(r["progress"]) > 4 else r["progress"]
     k = max(1, len(prog) // 5)
     res = dict(overwrites=r["tx"], clients=c, wall_s=wall, ops=r["ops"], server_us=r["server_us"],
                upd=upd, hot=hot, hot_ratio=hot / upd if upd else float("nan"),
                before=before_sz, after=after_sz, stats=after,
                start_tps=sum(prog[:k]) / k if prog else float("nan"),
                end_tps=sum(prog[-k:]) / k if prog else float("nan"), progress_s=progress,
-               intervals=len(prog))
+               intervals=len(prog), series=r["progress"])
     log(f"churn: {r['tx']} overwrites in {wall:.1f} s, HOT {hot}/{upd} = {res['hot_ratio']:.3f},"
         f" size {before_sz['total']} -> {after_sz['total']} bytes,"
         f" {res['start_tps']:.0f} -> {res['end_tps']:.0f} ops/s")
@@ -598,9 +605,12 @@ def phase_batch(cfg, log):
             scripts = batch_scripts(cfg, impl, b, fns if impl == "ext" else
                                     dict(cache_mset=dict(nargs=3, ndef=1)))
             for op, path in scripts.items():
-                r = pgbench(cfg, db, [(path, 1)], c, dur=cfg.dur, ops_per_tx=b)
+                # concurrent batches of random keys can deadlock unless the
+                # implementation locks rows in a consistent order: retry, count
+                r = pgbench(cfg, db, [(path, 1)], c, dur=cfg.dur, ops_per_tx=b, max_tries=1000)
                 rows.append(dict(impl=LABEL[impl], op=f"cache_{op}", batch=b, r=r))
-                log(f"batch {LABEL[impl]:18s} {op} x{b:<3d} {r['ops']:10.0f} keys/s")
+                log(f"batch {LABEL[impl]:18s} {op} x{b:<3d} {r['ops']:10.0f} keys/s"
+                    f"  ({r['retried']} calls retried after deadlocks, {r['retries']} retries)")
         keys = ["key:__rand_int__"] * b
         pairs = []
         for _ in range(b):
@@ -628,6 +638,14 @@ def callgrind_total(path):
     return None
 
 
+def is_backend(path):
+    """A complete callgrind output file of a backend (one that ran PostgresMain)."""
+    if callgrind_total(path) is None:
+        return False
+    with open(path, errors="replace") as f:
+        return any("PostgresMain" in line for line in f)
+
+
 def phase_profile(cfg, log):
     if not shutil.which("valgrind"):
         raise BenchError("--profile needs valgrind")
@@ -638,7 +656,10 @@ def phase_profile(cfg, log):
         shutil.chown(cg, "postgres", "postgres")
     run(as_pg(["pg_ctl", "-D", data, "-m", "fast", "-w", "stop"]))
     pgbin = os.path.dirname(shutil.which("pg_ctl"))  # run.sh's private install, if any
+    # Only what a backend does in PostgresMain is counted: not the postmaster's
+    # start-up that forked children inherit, not the background processes.
     vg = subprocess.Popen(as_pg(["valgrind", "--tool=callgrind", "--trace-children=no",
+                                 "--collect-atstart=no", "--toggle-collect=PostgresMain",
                                  f"--callgrind-out-file={cg}/callgrind.out.%p",
                                  os.path.join(pgbin, "postgres"), "-D", data,
                                  "-c", "autovacuum=off", "-c", "shared_buffers=256MB"]),
@@ -650,6 +671,8 @@ def phase_profile(cfg, log):
             time.sleep(0.5)
         else:
             raise BenchError("postgres under valgrind did not start")
+        for db in ("bench_ext", "bench_fb"):  # builds each database's relcache init file
+            psql(cfg, db, "SELECT 1;")
         n1, n2 = cfg.profile_n
         out = []
         cases = [("select1", "get"), ("ext", "get"), ("ext", "set"), ("ext", "exists"),
@@ -667,12 +690,13 @@ def phase_profile(cfg, log):
                     raise BenchError(f"pgbench under callgrind failed: {p.stderr[-1500:]}")
                 new = None
                 for _ in range(600):
+                    time.sleep(0.5)
                     fresh = [f for f in os.listdir(cg) if f not in seen]
-                    done = [f for f in fresh if callgrind_total(os.path.join(cg, f))]
-                    if done:
-                        new = os.path.join(cg, done[0])
+                    done = [f for f in fresh if is_backend(os.path.join(cg, f))]
+                    if done and len(done) == len(fresh):
+                        # pgbench's backend is the last one forked
+                        new = os.path.join(cg, max(done, key=lambda f: int(f.rsplit(".", 1)[1])))
                         break
-                    time.sleep(0.2)
                 if not new:
                     raise BenchError("no callgrind output from the backend")
                 tot.append(callgrind_total(new))
@@ -889,8 +913,10 @@ def report(cfg, res):
           f" autovacuum runs: {st['autovacuum']}.")
         w(f"- Throughput: {fmt_ops(ch['ops'])} ops/s overall; first fifth of the run"
           f" {fmt_ops(ch['start_tps'])} ops/s, last fifth {fmt_ops(ch['end_tps'])} ops/s"
-          f" ({fmt_ratio(ratio(ch['end_tps'], ch['start_tps']))}; {ch['intervals']} intervals of"
-          f" {ch['progress_s']} s); {ch['wall_s']:.0f} s in all; server CPU {fmt_us(ch['server_us'])} us/op.")
+          f" ({fmt_ratio(ratio(ch['end_tps'], ch['start_tps']))}; of {ch['intervals']} intervals of"
+          f" {ch['progress_s']} s, leaving out the first and the last, when clients connect and finish);"
+          f" {ch['wall_s']:.0f} s in all; server CPU {fmt_us(ch['server_us'])} us/op.")
+        w(f"- ops/s per {ch['progress_s']} s interval: " + ", ".join(f"{x:,.0f}" for x in ch["series"]) + ".")
         w("")
     bt = res.get("batch")
     if bt is not None:
@@ -903,12 +929,17 @@ def report(cfg, res):
               "; ".join(f"`{n}({f['args']}) returns {f['result']}`" for n, f in bt["fns"].items()) + ".")
             w("")
             w("| implementation | operation | keys per call | keys/s | avg ms per call | p99 ms |"
-              " server CPU us/key |")
-            w("|---|---|--:|--:|--:|--:|--:|")
+              " server CPU us/key | calls retried after a deadlock |")
+            w("|---|---|--:|--:|--:|--:|--:|--:|")
             for row in bt["rows"]:
                 r = row["r"]
+                retried = f"{r['retried']:,} of {r['tx']:,}" if "retried" in r else "-"
                 w(f"| {row['impl']} | {row['op']} | {row['batch']} | {fmt_ops(r['ops'])} | {fmt_ms(r['avg_ms'])} |"
-                  f" {fmt_ms(r['p99_ms'])} | {fmt_us(r['server_us'])} |")
+                  f" {fmt_ms(r['p99_ms'])} | {fmt_us(r['server_us'])} | {retried} |")
+            w("")
+            w("pgbench runs the batch calls with `--max-tries 1000`: a call that fails with a deadlock"
+              " (concurrent batches locking the same keys in different orders) is retried and counted;"
+              " each deadlock costs `deadlock_timeout` (1 s) of waiting.")
         w("")
     pr = res.get("profile")
     if pr:
@@ -958,6 +989,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--preload", action="store_true")
+    ap.add_argument("--phases", default="", help="comma-separated subset of main,scaling,churn,batch,profile")
     args = ap.parse_args()
     cfg = Cfg()
     cfg.__dict__.update(vars(args))
@@ -978,6 +1010,9 @@ def main():
               ("churn", phase_churn), ("batch", phase_batch)]
     if args.profile:
         phases.append(("profile", phase_profile))
+    if args.phases:
+        want = set(args.phases.split(",")) | {"setup"}
+        phases = [p for p in phases if p[0] in want]
     failed = False
     for name, fn in phases:
         log(f"== phase {name}")

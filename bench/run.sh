@@ -10,6 +10,7 @@
 #                                valgrind/callgrind (installs valgrind)
 #   --no-build                   use the installed extension as it is
 #   --preload                    shared_preload_libraries = 'fastpgcache'
+#   --phases LIST                only these of main,scaling,churn,batch,profile
 #   --out FILE                   where to write the markdown report
 #
 # It installs what it needs (scripts/deps.sh), builds and installs the
@@ -27,6 +28,7 @@ mode=full
 build=1
 profile=0
 preload=0
+phases=""
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
     --no-build) build=0 ;;
     --preload) preload=1 ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    --phases) phases=$2; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift
@@ -122,4 +125,5 @@ args=(--mode "$mode" --work "$work" --root "$root"
       --redis-port "$redis_port" --redis-pid "$redis_pid" --out "$out")
 [ "$profile" = 1 ] && args+=(--profile)
 [ "$preload" = 1 ] && args+=(--preload)
+[ -n "$phases" ] && args+=(--phases "$phases")
 python3 "$here/bench.py" "${args[@]}"
