@@ -72,13 +72,9 @@ new_db concurrency_fallback fallback
 run_suite "concurrency, SQL fallback" bash test/concurrency/run.sh concurrency_fallback
 
 # Suites that start clusters of their own.
-for suite in test/worker/run.sh test/client/run.sh; do
-  [ -x "$suite" ] || [ -f "$suite" ] || continue
-  run_suite "$(basename "$(dirname "$suite")")" bash "$suite"
-done
-if [ -f bench/run.sh ]; then
-  run_suite "benchmark smoke run" bash bench/run.sh --smoke
-fi
+run_suite "worker (preloaded and dynamic, two clusters)" bash test/worker/run.sh
+run_suite "client (scram cluster, fake Databricks workspace, ASan+UBSan)" bash test/client/run.sh
+run_suite "benchmark smoke run" bash bench/run.sh --smoke
 
 echo
 [ "$failed" -eq 0 ] || echo "failed suites: ${failed_names[*]}"
