@@ -733,7 +733,7 @@ def phase_profile(cfg, log):
         keep_dir = os.path.join(cfg.root, "bench", "results", "callgrind")
         os.makedirs(keep_dir, exist_ok=True)
         for (impl, op, n), f in files.items():
-            if n == n2 and impl in ("ext", "select1"):
+            if n == n2:
                 shutil.copy(f, os.path.join(keep_dir, f"callgrind.{impl}_{op}.out"))
         return dict(rows=out, n=(n1, n2), annotations=annotations)
     finally:
@@ -925,14 +925,20 @@ def report(cfg, res):
     if sc:
         w(f"## Scaling: the same get/set at more keys ({cfg.scale_clients} clients)")
         w("")
-        w("| keys | load s | table | indexes | get ops/s | get p99 ms | get server us/op |"
-          " set ops/s | set p99 ms | set server us/op | plain SQL get ops/s |")
-        w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        s1 = main.get(("select1", "get", cfg.scale_clients, 1), {}).get("ops")
+        if s1:
+            w(f"x SELECT 1: against `SELECT 1` at {cfg.scale_clients} clients in the main phase.")
+            w("")
+        w("| keys | load s | table | indexes | get ops/s | x SELECT 1 | get p99 ms | get server us/op |"
+          " set ops/s | x SELECT 1 | set p99 ms | set server us/op | plain SQL get ops/s |")
+        w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for row in sc:
             gg, ss, pp = row["get"], row["set"], row["plain get"]
             w(f"| {row['keys']:,} | {row['load_s']:.1f} | {mib(row['table'])} | {mib(row['indexes'])} |"
-              f" {fmt_ops(gg['ops'])} | {fmt_ms(gg['p99_ms'])} | {fmt_us(gg['server_us'])} |"
-              f" {fmt_ops(ss['ops'])} | {fmt_ms(ss['p99_ms'])} | {fmt_us(ss['server_us'])} |"
+              f" {fmt_ops(gg['ops'])} | {fmt_ratio(ratio(gg['ops'], s1))} | {fmt_ms(gg['p99_ms'])} |"
+              f" {fmt_us(gg['server_us'])} |"
+              f" {fmt_ops(ss['ops'])} | {fmt_ratio(ratio(ss['ops'], s1))} | {fmt_ms(ss['p99_ms'])} |"
+              f" {fmt_us(ss['server_us'])} |"
               f" {fmt_ops(pp['ops'])} |")
         w("")
     ch = res.get("churn")
