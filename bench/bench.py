@@ -38,7 +38,7 @@ MODES = {
     # (the machine is shared, and interference only ever slows a run down).
     "smoke": dict(dur=1, rounds=1, clients=[2], pipe_clients=[2], keys=100_000,
                   scale=[1_000, 10_000], scale_clients=2, churn=20_000,
-                  churn_clients=2, batch_clients=2, redis_dur=0.5,
+                  churn_clients=2, batch_clients=2, redis_dur=1,
                   profile_n=(100, 600)),
     "quick": dict(dur=3, rounds=1, clients=[8], pipe_clients=[8], keys=100_000,
                   scale=[10_000, 100_000], scale_clients=8, churn=200_000,
@@ -332,8 +332,8 @@ def redis_bench(cfg, clients, command=None, test=None, pipeline=1, n=None, keys_
         n = getattr(cfg, "redis_n", {}).get((clients, pipeline), 20_000)
     cmd = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(cfg.redis_port), "-c", str(clients),
            "-n", str(n), "-r", str(cfg.keys), "-d", "100", "--csv", "-P", str(pipeline)]
-    if clients > 1:
-        cmd += ["--threads", str(min(clients, 2))]
+    # No --threads: in multi-thread mode redis-benchmark 7.0 measures its
+    # elapsed time coarsely (rates come out as n / 0.5 s, n / 1.0 s, ...).
     if test:
         cmd += ["-t", test]
     else:
@@ -773,6 +773,14 @@ def fmt_us(x):
     return "-" if x is None or x != x else f"{x:.1f}"
 
 
+def spread(r):
+    """How far apart the runs of one workload were: (best - worst) / best."""
+    rs = r.get("rounds") or []
+    if len(rs) < 2:
+        return "-"
+    return f"{(max(rs) - min(rs)) / max(rs) * 100:.0f}%"
+
+
 def mib(b):
     return f"{b / 1048576:.1f} MiB"
 
@@ -807,7 +815,8 @@ def report(cfg, res):
       + (", `shared_preload_libraries = 'fastpgcache'`" if cfg.preload else "")
       + ", otherwise defaults; Redis: no persistence.")
     w(f"- Clients: `pgbench -M prepared -h 127.0.0.1 -j min(clients,2)`, {cfg.dur} s per run;"
-      f" `redis-benchmark -h 127.0.0.1 -d 100 -r {cfg.keys}` (`--threads 2` above 1 client)."
+      f" `redis-benchmark -h 127.0.0.1 -d 100 -r {cfg.keys}` (single-threaded: its `--threads` mode"
+      " times runs too coarsely)."
       f" Each workload ran {cfg.rounds} time(s), interleaved with the others; the best run is shown.")
     w("- Side by side: the extension is in database `bench_ext` (schema `public`); the PL/pgSQL fallback"
       " (`fallback/fastpgcache_fallback.sql`, which always uses schema `public`) is in database `bench_fb`"
@@ -817,7 +826,8 @@ def report(cfg, res):
       " of 10 operations); p99 from pgbench's per-transaction log. Server CPU/op: utime+stime of the"
       " postmaster and all its children from `/proc` (Redis: its process), divided by operations."
       " Client CPU/op: pgbench / redis-benchmark. Other CPU: share of the machine used by"
-      " everything else during the run (other people's builds and tests), a noise indicator.")
+      " everything else during the run (other people's builds and tests), a noise indicator."
+      " Spread of runs: (best - worst) / best over the runs of that workload.")
     w("")
     if main:
         sel = {c: main[("select1", "get", c, 1)]["ops"] for c in cfg.clients}
@@ -825,8 +835,8 @@ def report(cfg, res):
         w("## One operation per round trip")
         w("")
         w("| implementation | operation | clients | ops/s | avg ms | p99 ms | x SELECT 1 | x Redis |"
-          " server CPU us/op | client CPU us/op | other CPU % |")
-        w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          " server CPU us/op | client CPU us/op | other CPU % | spread of runs |")
+        w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for c in cfg.clients:
             rows = [("select1", "get")] + [(i, op) for i in ("ext", "fallback", "plain") for op in OPS] \
                 + [("redis", op) for op in OPS]
@@ -840,7 +850,7 @@ def report(cfg, res):
                 w(f"| {bold}{name}{bold} | {op_label(impl, op)} | {c} | {bold}{fmt_ops(r['ops'])}{bold} |"
                   f" {fmt_ms(r['avg_ms'])} | {fmt_ms(r['p99_ms'])} | {fmt_ratio(ratio(r['ops'], sel[c]))} |"
                   f" {fmt_ratio(ratio(r['ops'], rr))} | {fmt_us(r['server_us'])} | {fmt_us(r['client_us'])} |"
-                  f" {r['other_pct']:.0f} |")
+                  f" {r['other_pct']:.0f} | {spread(r)} |")
         w("")
         w("Redis has no 90/10 mix in redis-benchmark: its row is derived from the GET and SET runs"
           " (harmonic mean of ops/s weighted 0.9/0.1; no p99). Redis keys are `key:%012d`, PostgreSQL keys"
@@ -852,8 +862,8 @@ def report(cfg, res):
           " `redis-benchmark -P 10`. ops/s counts operations, not round trips.")
         w("")
         w("| implementation | operation | clients | ops/s | avg ms / round trip | p99 ms | x SELECT 1 | x Redis |"
-          " server CPU us/op | client CPU us/op | other CPU % |")
-        w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          " server CPU us/op | client CPU us/op | other CPU % | spread of runs |")
+        w("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for c in cfg.pipe_clients:
             s1 = main.get(("select1", "get", c, PIPE), {}).get("ops")
             for impl, op in PIPE_OPS + [("redis", "get"), ("redis", "set")]:
@@ -865,7 +875,7 @@ def report(cfg, res):
                 w(f"| {bold}{LABEL[impl]}{bold} | {op_label(impl, op)} | {c} | {bold}{fmt_ops(r['ops'])}{bold} |"
                   f" {fmt_ms(r['avg_ms'])} | {fmt_ms(r['p99_ms'])} | {fmt_ratio(ratio(r['ops'], s1))} |"
                   f" {fmt_ratio(ratio(r['ops'], rr))} | {fmt_us(r['server_us'])} | {fmt_us(r['client_us'])} |"
-                  f" {r['other_pct']:.0f} |")
+                  f" {r['other_pct']:.0f} | {spread(r)} |")
         w("")
         w("## First measurement (issue 3): cache_get / cache_set against SELECT 1 and PL/pgSQL")
         w("")
@@ -1034,11 +1044,17 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--preload", action="store_true")
+    ap.add_argument("--rounds", type=int, help="override the mode's rounds per workload")
+    ap.add_argument("--dur", type=int, help="override the mode's seconds per pgbench run")
     ap.add_argument("--phases", default="", help="comma-separated subset of main,scaling,churn,batch,profile")
     args = ap.parse_args()
     cfg = Cfg()
     cfg.__dict__.update(vars(args))
     cfg.__dict__.update(MODES[args.mode])
+    if args.rounds:
+        cfg.rounds = args.rounds
+    if args.dur:
+        cfg.dur = args.dur
     cfg.started = datetime.datetime.utcnow()
     cfg.load_before = open("/proc/loadavg").read().split()[:3]
     t0 = time.monotonic()
@@ -1073,6 +1089,14 @@ def main():
                 break
     cfg.elapsed = time.monotonic() - t0
     cfg.load_after = open("/proc/loadavg").read().split()[:3]
+    try:
+        import json
+        with open(os.path.splitext(cfg.out)[0] + ".json", "w") as f:
+            json.dump({"mode": cfg.mode, "results": {
+                k: ({"|".join(map(str, kk)): vv for kk, vv in v.items()} if k == "main" else v)
+                for k, v in res.items()}}, f, indent=1, default=str)
+    except Exception as e:  # the raw numbers are a convenience, the report is what counts
+        log(f"could not write the raw results: {e!r}")
     try:
         text = report(cfg, res)
     except Exception as e:  # a partial run still gets a report of its errors

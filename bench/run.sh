@@ -11,6 +11,7 @@
 #   --no-build                   use the installed extension as it is
 #   --preload                    shared_preload_libraries = 'fastpgcache'
 #   --phases LIST                only these of main,scaling,churn,batch,profile
+#   --rounds N, --dur S          runs per workload, seconds per run
 #   --out FILE                   where to write the markdown report
 #
 # It installs what it needs (scripts/deps.sh), builds and installs the
@@ -29,6 +30,7 @@ build=1
 profile=0
 preload=0
 phases=""
+extra=()
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,7 +42,8 @@ while [ $# -gt 0 ]; do
     --preload) preload=1 ;;
     --out) out=$2; shift ;;
     --phases) phases=$2; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --rounds|--dur) extra+=("$1" "$2"); shift ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "unknown option: $1" >&2; exit 2 ;;
   esac
   shift
@@ -126,4 +129,5 @@ args=(--mode "$mode" --work "$work" --root "$root"
 [ "$profile" = 1 ] && args+=(--profile)
 [ "$preload" = 1 ] && args+=(--preload)
 [ -n "$phases" ] && args+=(--phases "$phases")
+args+=("${extra[@]}")
 python3 "$here/bench.py" "${args[@]}"
