@@ -8,8 +8,9 @@ PGFILEDESC = "fastpgcache - Redis-style cache inside PostgreSQL"
 
 PG_CONFIG ?= pg_config
 
-PG_CPPFLAGS = -I$(srcdir)/include
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+# PostgreSQL headers as system headers: -Wextra applies to our code only.
+PG_CPPFLAGS = -I$(srcdir)/include -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra
 ifdef WERROR
 PG_CXXFLAGS += -Werror
 endif

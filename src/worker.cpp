@@ -444,7 +444,7 @@ Datum StartWorker(FunctionCallInfo fcinfo) {
 }
 
 // cache_stop_worker(): C-style body, run as one guarded step.
-Datum StopWorker(FunctionCallInfo fcinfo) {
+Datum StopWorker(FunctionCallInfo) {
   int pid = LockHolderPid(kLockDynamic);
   if (pid == 0) {
     if (LockHolderPid(kLockStatic) != 0)

@@ -88,11 +88,11 @@ Datum CallSqlFunction(SqlFunctionBody body, FunctionCallInfo fcinfo);
 // Declares the SQL-callable symbol `name` as a shim over the C++ body
 // `name##Impl`, which the same file defines right after.
 #define FPC_SQL_FUNCTION(name)                                                 \
-  static Datum name##Impl(FunctionCallInfo fcinfo);                            \
+  static Datum name##Impl([[maybe_unused]] FunctionCallInfo fcinfo);           \
   extern "C" {                                                                 \
   PG_FUNCTION_INFO_V1(name);                                                   \
   PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {                                   \
     return ::fastpgcache::CallSqlFunction(name##Impl, fcinfo);                 \
   }                                                                            \
   }                                                                            \
-  static Datum name##Impl(FunctionCallInfo fcinfo)
+  static Datum name##Impl([[maybe_unused]] FunctionCallInfo fcinfo)
