@@ -5,8 +5,10 @@
 // (SPI_prepare_cursor + SPI_keepplan) and reused. Plans name every object
 // with its schema and every operator as OPERATOR(pg_catalog.x), so the
 // caller's search_path cannot redirect them. They are dropped and prepared
-// again when the cache table's relcache entry is invalidated (DROP EXTENSION,
-// ALTER EXTENSION ... SET SCHEMA, ...), or when called from another schema.
+// again when the cache table's or its index's relcache entry is invalidated
+// (DROP EXTENSION, ALTER TABLE, ...), when the schema's catalog row changes
+// (ALTER SCHEMA ... RENAME: the plans' text names the schema), or when called
+// from another schema.
 //
 // Reads take a shorter road when they may: one probe of the primary key index
 // (index_beginscan on key_hash with the uuid btree's own equality), with the
@@ -55,6 +57,7 @@ extern "C" {
 #include "utils/uuid.h"
 }
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <string>
@@ -139,6 +142,7 @@ struct PlanCache {
   bool valid;
   bool callback_registered;
   Oid schema;
+  uint32 schema_hash;  // syscache hash of the schema's pg_namespace row
   Oid relid;
   Oid index;  // the key_hash btree, or InvalidOid if reads must use SQL
   SPIPlanPtr plans[kPlanCount];
@@ -147,6 +151,12 @@ PlanCache g_plans = {};
 
 void InvalidatePlans(Datum, Oid relid) {
   if (relid == InvalidOid || relid == g_plans.relid || relid == g_plans.index) g_plans.valid = false;
+}
+
+// A change to the schema's row (a rename) makes the plans' text name the
+// wrong schema: prepare them again.
+void InvalidatePlansOnSchema(Datum, int, uint32 hash) {
+  if (hash == 0 || hash == g_plans.schema_hash) g_plans.valid = false;
 }
 
 // True if the table has exactly the columns, in the order, that the
@@ -183,6 +193,7 @@ void EnsurePlans(Oid schema) {
   Guarded([&] {
     if (!g_plans.callback_registered) {
       CacheRegisterRelcacheCallback(InvalidatePlans, (Datum)0);
+      CacheRegisterSyscacheCallback(NAMESPACEOID, InvalidatePlansOnSchema, (Datum)0);
       g_plans.callback_registered = true;
     }
     g_plans.valid = false;
@@ -207,6 +218,7 @@ void EnsurePlans(Oid schema) {
     }
     if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "fastpgcache: SPI_finish failed");
     g_plans.schema = schema;
+    g_plans.schema_hash = GetSysCacheHashValue1(NAMESPACEOID, ObjectIdGetDatum(schema));
     g_plans.relid = get_relname_relid("cache_entries", schema);
     g_plans.index = get_relname_relid("cache_entries_pkey", schema);
     if (!ShapeAllowsIndexScan(g_plans.relid, g_plans.index)) g_plans.index = InvalidOid;
@@ -242,8 +254,14 @@ class SpiCall {
   SpiCall &operator=(const SpiCall &) = delete;
 
   // Runs a kept plan; returns the number of rows processed or returned.
-  uint64 Execute(PlanId id, Datum *values, const char *nulls, long max_rows) {
-    int rc = Guarded([&] { return SPI_execute_plan(g_plans.plans[id], values, nulls, false, max_rows); });
+  // With a snapshot, the statement runs under it instead of a fresh one.
+  uint64 Execute(PlanId id, Datum *values, const char *nulls, long max_rows, Snapshot snapshot = nullptr) {
+    int rc = Guarded([&] {
+      if (snapshot != nullptr)
+        return SPI_execute_snapshot(g_plans.plans[id], values, nulls, snapshot, InvalidSnapshot, false, true,
+                                    max_rows);
+      return SPI_execute_plan(g_plans.plans[id], values, nulls, false, max_rows);
+    });
     if (rc < 0) throw CacheError(sqlstate::kInternalError, std::string("fastpgcache: SPI_execute_plan failed: ") +
                                                                 Guarded([&] { return SPI_result_code_string(rc); }));
     return SPI_processed;
@@ -354,21 +372,36 @@ struct Entry {
   Datum value = 0;
 };
 
-// One probe of the key_hash index under a fresh snapshot (the one SPI would
-// take), outside any executor. Returns false, having read nothing, when the
-// SQL path must be used instead. Plain PostgreSQL calls only: it runs inside
-// one Guarded() step.
-bool IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool want_value, Entry *out) {
+// What an index-scan read did.
+enum class ScanOutcome { kDone, kUseSql, kPlansChanged };
+
+// One probe of the key_hash index, outside any executor, under `snapshot` or,
+// when that is null, under a fresh one (the one SPI would take for a volatile
+// function). kUseSql: nothing was read, the SQL path must be used (row level
+// security, no table-level SELECT). kPlansChanged: an invalidation arrived
+// while the table was being locked; prepare again and retry. Plain PostgreSQL
+// calls only: it runs inside one Guarded() step.
+ScanOutcome IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool want_value,
+                          Snapshot snapshot, Entry *out) {
   Relation rel = table_open(g_plans.relid, AccessShareLock);
+  // Locking processes pending invalidations: the table may have changed
+  // since the plans (and the column numbers checked with them) were made.
+  if (!g_plans.valid) {
+    table_close(rel, AccessShareLock);
+    return ScanOutcome::kPlansChanged;
+  }
   if (rel->rd_rel->relrowsecurity || pg_class_aclcheck(g_plans.relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
     table_close(rel, AccessShareLock);
-    return false;
+    return ScanOutcome::kUseSql;
   }
   Relation irel = index_open(g_plans.index, AccessShareLock);
-  // As SPI does for a volatile function: see everything done so far,
-  // including earlier in the calling statement.
-  CommandCounterIncrement();
-  Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+  bool own_snapshot = snapshot == nullptr;
+  if (own_snapshot) {
+    // As SPI does for a volatile function: see everything done so far,
+    // including earlier in the calling statement.
+    CommandCounterIncrement();
+    snapshot = RegisterSnapshot(GetTransactionSnapshot());
+  }
   ScanKeyData skey;
   ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&hash));
   IndexScanDesc scan = index_beginscan(rel, irel, snapshot, 1, 0);
@@ -387,30 +420,37 @@ bool IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool
     if (out->expires && out->expires_at <= now) break;  // expired: a miss
     out->found = true;
     out->kind = DatumGetChar(slot_getattr(slot, kAttKind, &isnull));
+    // Copied (and detoasted) while the snapshot still protects the row.
     if (want_value) out->value = PointerGetDatum(PG_DETOAST_DATUM_COPY(slot_getattr(slot, kAttValue, &isnull)));
     break;
   }
   ExecDropSingleTupleTableSlot(slot);
   index_endscan(scan);
-  UnregisterSnapshot(snapshot);
+  if (own_snapshot) UnregisterSnapshot(snapshot);
   index_close(irel, NoLock);
   table_close(rel, NoLock);
-  return true;
+  return ScanOutcome::kDone;
 }
 
-// The live entry for `key`, if any.
-Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value) {
-  EnsurePlans(FunctionSchema(fcinfo));
+// The live entry for `key`, if any, read under `snapshot` (null: a fresh
+// snapshot for this read alone).
+Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot snapshot = nullptr) {
   pg_uuid_t hash = KeyHash(key);
   TimestampTz now = GetCurrentTimestamp();
   Entry entry;
-  if (g_index_scan_reads && OidIsValid(g_plans.index)) {
-    bool done = Guarded([&] { return IndexScanFind(key, hash, now, want_value, &entry); });
-    if (done) return entry;
+  EnsurePlans(FunctionSchema(fcinfo));
+  // Guarded() returns scalars: the outcome travels as an int.
+  for (int attempt = 0; g_index_scan_reads && OidIsValid(g_plans.index) && attempt < 2; attempt++) {
+    auto outcome = static_cast<ScanOutcome>(Guarded([&] {
+      return static_cast<int>(IndexScanFind(key, hash, now, want_value, snapshot, &entry));
+    }));
+    if (outcome == ScanOutcome::kDone) return entry;
+    if (outcome == ScanOutcome::kUseSql) break;
+    EnsurePlans(FunctionSchema(fcinfo));  // kPlansChanged: prepare again, retry
   }
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
   SpiCall spi;
-  if (spi.Execute(want_value ? kGetValue : kGetExpiry, values, nullptr, 1) > 0) {
+  if (spi.Execute(want_value ? kGetValue : kGetExpiry, values, nullptr, 1, snapshot) > 0) {
     bool isnull;
     entry.found = true;
     entry.kind = DatumGetChar(spi.Column(0, 2, &isnull));
@@ -424,8 +464,8 @@ Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value) {
 }
 
 // Find() for the cache_get* functions, which count hits and misses.
-Entry FindValue(FunctionCallInfo fcinfo, const text *key) {
-  Entry entry = Find(fcinfo, key, true);
+Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot = nullptr) {
+  Entry entry = Find(fcinfo, key, true, snapshot);
   StatsAdd(entry.found ? kStatHits : kStatMisses);
   return entry;
 }
@@ -555,6 +595,8 @@ FPC_SQL_FUNCTION(cache_cleanup) {
 
 // cache_mget(keys text[]) RETURNS TABLE(key text, value text); STRICT.
 // One row per element, in order; value NULL for a miss (and a NULL key).
+// Every key is read under one snapshot, so the batch is one consistent view,
+// as Redis MGET is.
 FPC_SQL_FUNCTION(cache_mget) {
   ArrayType *array = Guarded([&] { return PG_GETARG_ARRAYTYPE_P(0); });
   std::vector<text *> keys = TextArrayElements(array, "keys");
@@ -564,12 +606,16 @@ FPC_SQL_FUNCTION(cache_mget) {
   MemoryContext per_key = Guarded([] {
     return AllocSetContextCreate(CurrentMemoryContext, "fastpgcache mget", ALLOCSET_DEFAULT_SIZES);
   });
+  Snapshot snapshot = Guarded([] {
+    CommandCounterIncrement();
+    return RegisterSnapshot(GetTransactionSnapshot());
+  });
   for (text *key : keys) {
     Datum row[2] = {PointerGetDatum(key), 0};
     bool nulls[2] = {key == nullptr, true};
     MemoryContext old = MemoryContextSwitchTo(per_key);
     if (key != nullptr) {
-      Entry entry = FindValue(fcinfo, key);
+      Entry entry = FindValue(fcinfo, key, snapshot);
       if (entry.found) {
         CheckText(entry);
         row[1] = entry.value;
@@ -582,7 +628,10 @@ FPC_SQL_FUNCTION(cache_mget) {
       MemoryContextReset(per_key);
     });
   }
-  Guarded([&] { MemoryContextDelete(per_key); });
+  Guarded([&] {
+    UnregisterSnapshot(snapshot);
+    MemoryContextDelete(per_key);
+  });
   return (Datum)0;
 }
 
@@ -616,9 +665,16 @@ FPC_SQL_FUNCTION(cache_mset) {
     hashes[i] = KeyHash(keys[i]);
     last[std::string(reinterpret_cast<const char *>(hashes[i].data), UUID_LEN)] = i;
   }
+  std::vector<std::size_t> rows;
+  rows.reserve(last.size());
+  for (const auto &kv : last) rows.push_back(kv.second);
+  // Rows are upserted, and so locked, in key_hash order: two batches that
+  // share keys then lock them in the same order and cannot deadlock.
+  std::sort(rows.begin(), rows.end(), [&](std::size_t a, std::size_t b) {
+    return std::memcmp(hashes[a].data, hashes[b].data, UUID_LEN) < 0;
+  });
   std::vector<Datum> hash_datums, key_datums, value_datums;
-  for (std::size_t i = 0; i < keys.size(); i++) {
-    if (last[std::string(reinterpret_cast<const char *>(hashes[i].data), UUID_LEN)] != i) continue;
+  for (std::size_t i : rows) {
     hash_datums.push_back(UUIDPGetDatum(&hashes[i]));
     key_datums.push_back(PointerGetDatum(keys[i]));
     value_datums.push_back(PointerGetDatum(values[i]));  // text and bytea share one representation

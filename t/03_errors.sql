@@ -18,7 +18,7 @@ SELECT throws_ok($$SELECT cache_set('k', 'v', 2147483648)$$, '42883', NULL, 'a t
 SELECT is(cache_exists('k'), false, 'no failed call wrote anything');
 
 SELECT lives_ok($$SELECT cache_set('k', 'v', 2147483647)$$, 'the largest ttl is accepted');
-SELECT is(cache_ttl('k'), 2147483647, 'and reported in full');
+SELECT is((SELECT cache_set('k', 'v', 2147483647) AND cache_ttl('k') = 2147483647), true, 'and reported in full');
 
 SELECT cache_set('notjson', 'plain text');
 SELECT throws_ok($$SELECT cache_get_json('notjson')$$, '22P02', NULL, 'cache_get_json of a non-JSON value');

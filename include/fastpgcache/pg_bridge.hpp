@@ -40,9 +40,18 @@ class PgError : public std::exception {
   ErrorData *edata_;
 };
 
+// Calls f() as a noexcept function: a C++ exception thrown inside a PG_TRY
+// block would leave PostgreSQL's error stack pointing at a dead frame, so it
+// ends the process cleanly (std::terminate) instead.
+template <typename F>
+auto CallNoexcept(F &f) noexcept -> decltype(f()) {
+  return f();
+}
+
 // Runs f() (which calls PostgreSQL) and turns a PostgreSQL error into PgError.
-// f must not create C++ objects with destructors itself: it is the thin layer
-// that calls PostgreSQL, and a longjmp out of it lands in the PG_CATCH below.
+// f must not create C++ objects with destructors itself, nor throw: it is the
+// thin layer that calls PostgreSQL, and a longjmp out of it lands in the
+// PG_CATCH below.
 template <typename F>
 auto Guarded(F &&f) -> decltype(f()) {
   using R = decltype(f());
@@ -51,7 +60,7 @@ auto Guarded(F &&f) -> decltype(f()) {
   ErrorData *volatile edata = nullptr;
   if constexpr (std::is_void_v<R>) {
     PG_TRY();
-    { f(); }
+    { CallNoexcept(f); }
     PG_CATCH();
     {
       MemoryContextSwitchTo(cxt);
@@ -64,7 +73,7 @@ auto Guarded(F &&f) -> decltype(f()) {
     static_assert(std::is_scalar_v<R>, "Guarded() returns plain PostgreSQL values only");
     volatile R result{};
     PG_TRY();
-    { result = f(); }
+    { result = CallNoexcept(f); }
     PG_CATCH();
     {
       MemoryContextSwitchTo(cxt);
