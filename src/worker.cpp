@@ -31,7 +31,9 @@
 //    cache_stop_worker() can find it (pg_locks shows the holder).
 //  * It stays idle (logging once) while the extension is not installed, and
 //    looks the table up again before each batch, so DROP/CREATE EXTENSION
-//    while it runs are fine.
+//    while it runs are fine. The kept plan's text names the schema, so it is
+//    prepared again when the schema's name changes too (ALTER SCHEMA RENAME),
+//    not only its oid or the table's (see PreparePlan).
 //  * It leaves its database when someone needs it exclusively (DROP
 //    DATABASE, ALTER DATABASE RENAME/SET TABLESPACE, CREATE DATABASE with it
 //    as template): each wake-up (at least once a second) it tries a
@@ -74,7 +76,9 @@ extern "C" {
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -112,7 +116,14 @@ struct WorkerState {
   bool have_lock;
   int ext_state;  // 0 unknown, 1 installed, -1 not installed (logged)
   bool lock_wait_logged;
-  Oid relid;        // table the plan was prepared for
+  // What the kept plan was prepared for. Its SQL text names the schema, and
+  // PostgreSQL's plan cache re-parses that text after any invalidation
+  // (ALTER SCHEMA ... RENAME sends one), so the plan is only right while the
+  // extension's schema still has both this oid and this name, and
+  // cache_entries in it is still this table.
+  Oid nspid;
+  char nspname[NAMEDATALEN];
+  Oid relid;
   SPIPlanPtr plan;  // the kept DELETE plan
   BlockNumber pos;  // next block to sweep
   TimestampTz pass_started;
@@ -169,6 +180,68 @@ bool TakeWorkerLock() {
   return ok;
 }
 
+// Makes g_state.plan the DELETE plan for table relid in schema nsp, both
+// locked by the caller in every mode the plan uses. Raises errors.
+//
+// The plan is prepared again whenever the schema's oid or NAME, or the
+// table's oid, differs from what it was prepared for, or PostgreSQL has
+// marked it invalid. The last case matters because the plan cache re-parses
+// an invalidated plan from its SQL text, which names the schema: after ALTER
+// SCHEMA s RENAME TO t it would look for s.cache_entries, which may not exist
+// or may be another table created later in a new schema s (and the worker
+// runs as a superuser). Preparing it ourselves from the current name, and
+// checking that it reads and writes only relid, rules that out. Between this
+// check and SPI_execute_plan nothing takes a lock that the caller does not
+// hold already, so no invalidation is processed and the plan cache has no
+// reason to re-parse.
+void PreparePlan(Oid nsp, Oid relid) {
+  const char *nspname = get_namespace_name(nsp);
+  if (nspname == nullptr) elog(ERROR, "fastpgcache worker: schema %u of the extension does not exist", nsp);
+  if (g_state.plan != nullptr && SPI_plan_is_valid(g_state.plan) && g_state.nspid == nsp &&
+      g_state.relid == relid && strcmp(g_state.nspname, nspname) == 0)
+    return;
+
+  bool moved = g_state.relid != relid || strcmp(g_state.nspname, nspname) != 0;
+  if (g_state.plan != nullptr) SPI_freeplan(g_state.plan);
+  g_state.plan = nullptr;
+  g_state.nspid = InvalidOid;
+  g_state.nspname[0] = '\0';
+  g_state.relid = InvalidOid;
+
+  const char *schema = quote_identifier(nspname);
+  char *sql = psprintf(kDeleteSql, schema, schema);
+  Oid argtypes[4] = {TIDOID, TIDOID, TIMESTAMPTZOID, INT8OID};
+  SPIPlanPtr plan = SPI_prepare_cursor(sql, 4, argtypes, CURSOR_OPT_GENERIC_PLAN);
+  if (plan == nullptr) elog(ERROR, "fastpgcache worker: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+  // The text was parsed by name: make sure the name still meant relid.
+  bool right_table = true;
+  ListCell *lc;
+  foreach (lc, SPI_plan_get_plan_sources(plan)) {
+    CachedPlanSource *source = static_cast<CachedPlanSource *>(lfirst(lc));
+    ListCell *lr;
+    foreach (lr, source->relationOids) right_table = right_table && lfirst_oid(lr) == relid;
+  }
+  if (!right_table) {
+    SPI_freeplan(plan);
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("fastpgcache worker: schema \"%s\" changed while the worker prepared its plan", nspname),
+                    errdetail("The worker tries again next cycle.")));
+  }
+  if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache worker: SPI_keepplan failed");
+  g_state.plan = plan;
+  g_state.nspid = nsp;
+  strlcpy(g_state.nspname, nspname, NAMEDATALEN);
+  g_state.relid = relid;
+  if (moved) {
+    // Another table (CREATE EXTENSION again) or a renamed schema: log it and
+    // start a new pass.
+    g_state.pos = 0;
+    g_state.pass_started = GetCurrentTimestamp();
+    ereport(LOG, (errmsg("fastpgcache worker: removing expired entries from %s.cache_entries in database \"%s\"",
+                         schema, g_state.dbname)));
+  }
+}
+
 struct BatchResult {
   bool installed;       // the extension exists
   bool busy;            // the table is locked by someone else: skipped
@@ -193,9 +266,27 @@ void RunBatch(BatchResult *out) {
   // Never queue for the table lock: if someone holds a conflicting lock
   // (DROP EXTENSION, TRUNCATE, LOCK TABLE, CREATE INDEX ...), skip this
   // cycle rather than wait and make later lockers wait behind the worker.
-  bool locked = OidIsValid(relid) && ConditionalLockRelationOid(relid, RowExclusiveLock);
+  // Both modes the DELETE plan takes are taken here (RowExclusiveLock for the
+  // DELETE, RowShareLock for FOR UPDATE in its subquery), so that running the
+  // plan takes no new lock (see PreparePlan).
+  bool locked = OidIsValid(relid) && ConditionalLockRelationOid(relid, RowExclusiveLock) &&
+                ConditionalLockRelationOid(relid, RowShareLock);
+  if (locked) {
+    // Taking the lock processed the invalidations committed so far (DROP
+    // EXTENSION, ALTER SCHEMA RENAME ...): look again. If the answer changed
+    // under us, skip this cycle and look afresh next time.
+    AcceptInvalidationMessages();
+    if (ExtensionSchema() != nsp || get_relname_relid("cache_entries", nsp) != relid) {
+      out->installed = true;
+      out->busy = true;
+      locked = false;
+      relid = InvalidOid;
+    }
+  }
   Relation rel = locked ? try_table_open(relid, NoLock) : nullptr;
-  if (OidIsValid(relid) && !locked) {
+  if (out->busy) {
+    // catalog changed while locking: try again next cycle
+  } else if (OidIsValid(relid) && !locked) {
     out->installed = true;
     out->busy = true;
   } else if (rel != nullptr) {
@@ -203,8 +294,6 @@ void RunBatch(BatchResult *out) {
     if (g_state.ext_state != 1) {
       g_state.pos = 0;
       g_state.pass_started = GetCurrentTimestamp();
-      ereport(LOG, (errmsg("fastpgcache worker: removing expired entries from %s.cache_entries in database \"%s\"",
-                           get_namespace_name(nsp), g_state.dbname)));
     }
     g_state.ext_state = 1;
 
@@ -212,20 +301,7 @@ void RunBatch(BatchResult *out) {
     table_close(rel, NoLock);  // the lock is kept until commit
     out->nblocks = nblocks;
 
-    if (g_state.plan == nullptr || g_state.relid != relid) {
-      if (g_state.plan != nullptr) SPI_freeplan(g_state.plan);
-      g_state.plan = nullptr;
-      const char *schema = quote_identifier(get_namespace_name(nsp));
-      char *sql = psprintf(kDeleteSql, schema, schema);
-      Oid argtypes[4] = {TIDOID, TIDOID, TIMESTAMPTZOID, INT8OID};
-      SPIPlanPtr plan = SPI_prepare_cursor(sql, 4, argtypes, CURSOR_OPT_GENERIC_PLAN);
-      if (plan == nullptr)
-        elog(ERROR, "fastpgcache worker: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-      if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache worker: SPI_keepplan failed");
-      g_state.plan = plan;
-      g_state.relid = relid;
-    }
-
+    PreparePlan(nsp, relid);
     if (g_state.pos >= nblocks) {
       out->wrapped = true;
       g_state.pos = 0;
@@ -271,6 +347,8 @@ void RunBatch(BatchResult *out) {
     g_state.ext_state = -1;
     if (g_state.plan != nullptr) SPI_freeplan(g_state.plan);
     g_state.plan = nullptr;
+    g_state.nspid = InvalidOid;
+    g_state.nspname[0] = '\0';
     g_state.relid = InvalidOid;
     g_state.pos = 0;
   }
