@@ -34,6 +34,9 @@
 //    while it runs are fine. The kept plan's text names the schema, so it is
 //    prepared again when the schema's name changes too (ALTER SCHEMA RENAME),
 //    not only its oid or the table's (see PreparePlan).
+//  * pg_cancel_backend() of the worker cancels the cycle in progress (its
+//    batch is rolled back and the error logged); the worker goes on. Sent
+//    while the worker sleeps, it is ignored.
 //  * It leaves its database when someone needs it exclusively (DROP
 //    DATABASE, ALTER DATABASE RENAME/SET TABLESPACE, CREATE DATABASE with it
 //    as template): each wake-up (at least once a second) it tries a
@@ -130,6 +133,18 @@ struct WorkerState {
   char dbname[NAMEDATALEN];  // the worker's database, for messages
 };
 WorkerState g_state = {};
+
+// Query cancel (SIGINT, pg_cancel_backend) cancels the cycle that is running,
+// if one is: its transaction is aborted, the error logged, and the worker
+// carries on with the next cycle. Outside a cycle there is no statement to
+// cancel and the worker is not inside PG_TRY, where the error would become
+// FATAL and end the worker (a dynamic one for good), so the signal is
+// ignored there. g_cancel_allowed is true only inside RunCycle's PG_TRY.
+volatile sig_atomic_t g_cancel_allowed = false;
+
+void CancelHandler(SIGNAL_ARGS) {
+  if (g_cancel_allowed) StatementCancelHandler(postgres_signal_arg);
+}
 
 // The batch DELETE; %s is the quoted schema. $1/$2 block range as tids,
 // $3 now, $4 batch size.
@@ -384,6 +399,8 @@ void RunCycle(CycleResult *out) {
   volatile bool failed = false;
   TimestampTz started = GetCurrentTimestamp();
 
+  QueryCancelPending = false;  // a cancel sent before this cycle: ignored
+  g_cancel_allowed = true;
   PG_TRY();
   {
     BlockNumber covered = 0;
@@ -423,6 +440,10 @@ void RunCycle(CycleResult *out) {
     failed = true;
   }
   PG_END_TRY();
+  // From here on a cancel would end the worker: stop taking them, then drop
+  // one that arrived after the last CHECK_FOR_INTERRUPTS() of the cycle.
+  g_cancel_allowed = false;
+  QueryCancelPending = false;
 
   TimestampTz ended = GetCurrentTimestamp();
   StatsAdd(kStatWorkerCycles, 1);
@@ -590,6 +611,7 @@ void fastpgcache_worker_main(Datum main_arg) {
 
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, die);  // FATAL at the next CHECK_FOR_INTERRUPTS()
+  pqsignal(SIGINT, CancelHandler);  // cancels the running cycle only
   BackgroundWorkerUnblockSignals();
 
   if (g_state.is_static)

@@ -283,6 +283,41 @@ else
   fail "worker resumes after the lock is released"
 fi
 
+# pg_cancel_backend() of the worker: cancels the cycle it is in, if any, and
+# is ignored otherwise. Either way the worker stays (same pid) and goes on.
+pid=$(worker_pid_a)
+# Between cycles (nearly all the time at a 200 ms interval).
+for _ in 1 2 3; do qa "SELECT pg_cancel_backend($pid)" >/dev/null; sleep 0.1; done
+# Inside a cycle: a row trigger makes the worker's DELETE sleep on one row.
+qa "CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS \$\$
+      BEGIN IF OLD.key = 'cancel:slow' THEN PERFORM pg_sleep(60); END IF; RETURN OLD; END \$\$;
+    CREATE TRIGGER slow_delete BEFORE DELETE ON cache_entries FOR EACH ROW EXECUTE FUNCTION slow_delete();
+    SELECT cache_set('cancel:slow', 'v', 1)" >/dev/null
+cancels0=$(grep -c 'ERROR:  canceling statement due to user request' "$A/server.log")
+if wait_until 15 qa "SELECT count(*) = 1 FROM pg_stat_activity WHERE pid = $pid AND wait_event = 'PgSleep'"; then
+  # DROP TRIGGER queues behind the worker's batch: once the cancel ends that
+  # batch, the trigger goes, and the next cycle deletes the row.
+  qa "SET lock_timeout = '20s'; DROP TRIGGER slow_delete ON cache_entries; DROP FUNCTION slow_delete()" \
+    >"$TMP/drop.out" 2>&1 &
+  dropper=$!
+  wait_until 10 qa "SELECT count(*) > 0 FROM pg_locks WHERE relation = 'cache_entries'::regclass AND NOT granted" || true
+  qa "SELECT pg_cancel_backend($pid)" >/dev/null
+  wait $dropper
+  check "pg_cancel_backend() inside a cycle cancels its batch (logged as an ERROR)" "$(( cancels0 + 1 ))|" \
+    "$(grep -c 'ERROR:  canceling statement due to user request' "$A/server.log")|$(cat "$TMP/drop.out")"
+else
+  fail "the worker's DELETE runs the slow trigger" "$(qa "SELECT state, wait_event FROM pg_stat_activity WHERE pid = $pid")"
+  qa "DROP TRIGGER slow_delete ON cache_entries; DROP FUNCTION slow_delete()" >/dev/null 2>&1
+fi
+qa "SELECT count(cache_set('cancel:' || g, 'v', 1)) FROM generate_series(1, 100) g" >/dev/null
+if wait_until 20 qa "SELECT count(*) = 0 FROM cache_entries WHERE key LIKE 'cancel:%'"; then
+  pass "after pg_cancel_backend() the worker still removes expired keys"
+else
+  fail "after pg_cancel_backend() the worker still removes expired keys"
+fi
+check "pg_cancel_backend() does not end the preloaded worker (same pid, no exit logged)" "$pid 0" \
+  "$(worker_pid_a) $(grep -c "(PID $pid) exited" "$A/server.log")"
+
 # The worker never blocks DROP DATABASE of another database, and steps aside
 # when its own database is needed exclusively (CREATE DATABASE ... TEMPLATE).
 qa "CREATE DATABASE other" >/dev/null
@@ -359,6 +394,17 @@ if wait_until 10 qb "SELECT count(*) = 0 FROM cache_entries WHERE key LIKE 'dyn:
 else
   fail "the dynamic worker removes expired keys"
 fi
+# pg_cancel_backend() between cycles leaves a dynamic worker (never
+# restarted) running and working.
+for _ in 1 2 3; do qb "SELECT pg_cancel_backend($pid)" >/dev/null; sleep 0.1; done
+qb "SELECT count(cache_set('dyncancel:' || g, 'v', 1)) FROM generate_series(1, 100) g" >/dev/null
+if wait_until 20 qb "SELECT count(*) = 0 FROM cache_entries WHERE key LIKE 'dyncancel:%'"; then
+  pass "after pg_cancel_backend() the dynamic worker still removes expired keys"
+else
+  fail "after pg_cancel_backend() the dynamic worker still removes expired keys"
+fi
+check "pg_cancel_backend() does not end the dynamic worker (same pid, no exit logged)" "1 0" \
+  "$(qb "SELECT count(*) FROM pg_stat_activity WHERE pid = ${pid:-0} AND backend_type = 'fastpgcache worker'") $(grep -c "(PID ${pid:-0}) exited" "$B/server.log")"
 check "cache_stop_worker() stops it (and waits until it is gone)" "t 0" \
   "$(qb "SELECT cache_stop_worker()") $(qb "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'fastpgcache worker'")"
 check "cache_stop_worker() with no worker: false" "f" "$(qb "SELECT cache_stop_worker()" 2>/dev/null)"
