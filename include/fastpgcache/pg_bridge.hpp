@@ -55,10 +55,15 @@ auto CallNoexcept(F &f) noexcept -> decltype(f()) {
 template <typename F>
 auto Guarded(F &&f) -> decltype(f()) {
   using R = decltype(f());
-  MemoryContext cxt = CurrentMemoryContext;
-  // volatile: both may be read after a longjmp back into this frame.
-  ErrorData *volatile edata = nullptr;
-  if constexpr (std::is_void_v<R>) {
+  if constexpr (!std::is_void_v<R>) {
+    static_assert(std::is_scalar_v<R>, "Guarded() returns plain PostgreSQL values only");
+    R result{};
+    Guarded([&] { result = f(); });
+    return result;
+  } else {
+    MemoryContext cxt = CurrentMemoryContext;
+    // volatile: read after a longjmp back into this frame.
+    ErrorData *volatile edata = nullptr;
     PG_TRY();
     { CallNoexcept(f); }
     PG_CATCH();
@@ -69,20 +74,6 @@ auto Guarded(F &&f) -> decltype(f()) {
     }
     PG_END_TRY();
     if (edata != nullptr) throw PgError(edata);
-  } else {
-    static_assert(std::is_scalar_v<R>, "Guarded() returns plain PostgreSQL values only");
-    volatile R result{};
-    PG_TRY();
-    { result = CallNoexcept(f); }
-    PG_CATCH();
-    {
-      MemoryContextSwitchTo(cxt);
-      edata = CopyErrorData();
-      FlushErrorState();
-    }
-    PG_END_TRY();
-    if (edata != nullptr) throw PgError(edata);
-    return result;
   }
 }
 
