@@ -19,7 +19,10 @@
 --
 -- Storage: one UNLOGGED row per key.  The primary key is key_hash, the first
 -- 16 bytes of SHA-256 of the key's bytes (so 1 MB keys never reach the
--- btree); lookups compare the full key as well.  The table has the same
+-- btree); lookups compare the full key as well.  Two keys whose hashes
+-- collide share one slot, as in the extension: a write takes the slot over
+-- (the row gets the new key) and the keys evict each other; a read never
+-- returns another key's value.  The table has the same
 -- shape as the extension's: the value is kept as bytes (text and JSON in the
 -- database encoding) with kind = 't' text, 'j' jsonb (its text form),
 -- 'b' bytea.  expires_at is NULL for "no expiry" and is compared with
@@ -40,6 +43,31 @@ CREATE UNLOGGED TABLE IF NOT EXISTS public.cache_entries (
     CONSTRAINT cache_entries_pkey PRIMARY KEY (key_hash),
     CONSTRAINT cache_entries_kind_check CHECK (kind IN ('t', 'j', 'b'))
 ) WITH (fillfactor = 90);
+
+-- CREATE TABLE IF NOT EXISTS adopts a table someone else made: where public
+-- is writable by others, another role may have pre-created it (and set the
+-- comment below).  Refuse anything but a plain table owned by the current
+-- user; the transaction then installs nothing.
+DO $check$
+DECLARE
+    owner_name name;
+    kind "char";
+BEGIN
+    SELECT c.relowner::regrole::name, c.relkind INTO owner_name, kind
+      FROM pg_catalog.pg_class AS c
+     WHERE c.oid = 'public.cache_entries'::regclass;
+    IF kind IS DISTINCT FROM 'r' THEN
+        RAISE EXCEPTION 'public.cache_entries exists but is not a plain table (relkind %): not installing the fastpgcache fallback', kind
+            USING ERRCODE = '42809';
+    END IF;
+    IF owner_name IS DISTINCT FROM current_user THEN
+        RAISE EXCEPTION 'public.cache_entries exists and is owned by role %, not by the current user %: not installing the fastpgcache fallback on top of it',
+            owner_name, current_user
+            USING ERRCODE = '42501',
+                  HINT = 'Drop or rename that table, or run this as its owner if it is a fastpgcache fallback table.';
+    END IF;
+END
+$check$;
 
 REVOKE ALL ON TABLE public.cache_entries FROM PUBLIC;
 
@@ -70,11 +98,7 @@ BEGIN
             $1, 't', convert_to($2, getdatabaseencoding()),
             CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
     ON CONFLICT (key_hash) DO UPDATE
-        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
-        WHERE e.key = EXCLUDED.key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
-    END IF;
+        SET key = EXCLUDED.key, kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at;
     RETURN true;
 END
 $fn$;
@@ -100,11 +124,7 @@ BEGIN
             $1, 'j', convert_to($2::text, getdatabaseencoding()),
             CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
     ON CONFLICT (key_hash) DO UPDATE
-        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
-        WHERE e.key = EXCLUDED.key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
-    END IF;
+        SET key = EXCLUDED.key, kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at;
     RETURN true;
 END
 $fn$;
@@ -130,11 +150,7 @@ BEGIN
             $1, 'b', $2,
             CASE WHEN $3 IS NULL THEN NULL ELSE clock_timestamp() + make_interval(secs => $3) END)
     ON CONFLICT (key_hash) DO UPDATE
-        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
-        WHERE e.key = EXCLUDED.key;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'cache key hash collision' USING ERRCODE = '23505';
-    END IF;
+        SET key = EXCLUDED.key, kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at;
     RETURN true;
 END
 $fn$;
@@ -200,10 +216,11 @@ BEGIN
       FROM (SELECT encode(substring(sha256(convert_to(u.k, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid AS h,
                    u.k, u.v, u.ord
               FROM unnest($1, $2) WITH ORDINALITY AS u(k, v, ord)) AS s
+     -- Rows are upserted in key_hash order, so concurrent msets lock rows
+     -- in the same order and cannot deadlock each other.
      ORDER BY s.h, s.ord DESC
     ON CONFLICT (key_hash) DO UPDATE
-        SET kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
-        WHERE e.key = EXCLUDED.key;
+        SET key = EXCLUDED.key, kind = EXCLUDED.kind, value = EXCLUDED.value, expires_at = EXCLUDED.expires_at;
     RETURN n;
 END
 $fn$;
@@ -301,5 +318,25 @@ BEGIN ATOMIC
         RETURNING 1)
     SELECT count(*)::integer FROM gone;
 END;
+
+-- A superuser's CREATE OR REPLACE keeps the owner of a function that already
+-- existed: refuse to leave functions of the API owned by another role.
+DO $check$
+DECLARE
+    bad text;
+BEGIN
+    SELECT string_agg(p.oid::regprocedure::text || ' (owner ' || p.proowner::regrole::text || ')', ', ')
+      INTO bad
+      FROM pg_catalog.pg_proc AS p
+     WHERE p.pronamespace = 'public'::regnamespace
+       AND p.proname IN ('cache_set', 'cache_get', 'cache_get_json', 'cache_get_bytes', 'cache_delete',
+                         'cache_exists', 'cache_ttl', 'cache_cleanup', 'cache_mget', 'cache_mset')
+       AND p.proowner IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles AS r WHERE r.rolname = current_user);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'fastpgcache fallback functions owned by another role: %', bad
+            USING ERRCODE = '42501';
+    END IF;
+END
+$check$;
 
 COMMIT;
