@@ -57,6 +57,7 @@
 #include <vector>
 
 #include <poll.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -216,6 +217,65 @@ inline bool is_databricks_host(std::string_view host) {
     return false;
 }
 
+/// Scheme, host (lower case, IPv6 without brackets) and port of an http(s) URL.
+struct UrlAuthority {
+    std::string scheme, host, port;
+};
+
+/// Parses "scheme://host[:port][/...]".  std::nullopt for anything else,
+/// including URLs with user information ("https://a@b/").
+inline std::optional<UrlAuthority> parse_url_authority(std::string_view url) {
+    auto sep = url.find("://");
+    if (sep == std::string_view::npos || sep == 0) return std::nullopt;
+    UrlAuthority u;
+    for (char ch : url.substr(0, sep)) u.scheme += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    std::string_view rest = url.substr(sep + 3);
+    std::string_view auth = rest.substr(0, rest.find_first_of("/?#"));
+    if (auth.empty() || auth.find('@') != std::string_view::npos) return std::nullopt;
+    std::string_view host, port;
+    if (auth.front() == '[') {
+        auto close = auth.find(']');
+        if (close == std::string_view::npos) return std::nullopt;
+        host = auth.substr(1, close - 1);
+        std::string_view after = auth.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return std::nullopt;
+            port = after.substr(1);
+        }
+    } else {
+        auto colon = auth.rfind(':');
+        host = auth.substr(0, colon);
+        if (colon != std::string_view::npos) port = auth.substr(colon + 1);
+    }
+    if (host.empty()) return std::nullopt;
+    for (char ch : port)
+        if (!std::isdigit(static_cast<unsigned char>(ch))) return std::nullopt;
+    for (char ch : host) u.host += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    u.port = std::string(port);
+    if (u.port.empty()) u.port = u.scheme == "https" ? "443" : u.scheme == "http" ? "80" : "";
+    return u;
+}
+
+inline bool is_loopback_host(std::string_view host) {
+    return host == "127.0.0.1" || host == "localhost" || host == "::1";
+}
+
+/// A URL that may receive workspace secrets: https, or http to a loopback
+/// address only (a local test server).
+inline bool secure_or_loopback(const UrlAuthority& u) {
+    return u.scheme == "https" || (u.scheme == "http" && is_loopback_host(u.host));
+}
+
+/// Whether a token_endpoint found through OAuth discovery may receive the
+/// client secret: the workspace's own host and port, over https (http only
+/// for a loopback workspace).
+inline bool oauth_endpoint_allowed(std::string_view workspace_url, std::string_view endpoint) {
+    auto w = parse_url_authority(workspace_url);
+    auto e = parse_url_authority(endpoint);
+    if (!w || !e) return false;
+    return secure_or_loopback(*e) && e->scheme == w->scheme && e->host == w->host && e->port == w->port;
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 inline long long days_from_civil(long long y, unsigned m, unsigned d) {
     y -= m <= 2;
@@ -353,12 +413,18 @@ public:
 
     std::string get_token() override {
         std::unique_lock<std::mutex> lk(mu_);
+        // At most one refresh per call: a credential that is unusable right
+        // after it was fetched (expired on arrival, rejected) is reported as
+        // a TokenError instead of being fetched again in a loop.
+        bool refreshed = false;
         for (;;) {
             const auto now = std::chrono::system_clock::now();
             const bool usable = token_usable(now);
             // With auto_refresh the background thread renews a due token, so
             // connection opens never wait for HTTP while the token is usable.
-            if (usable && (now < refresh_at_ || refreshing_ || cfg_.auto_refresh)) return token_;
+            if (usable && (now < refresh_at_ || refreshing_ || cfg_.auto_refresh || refreshed ||
+                           std::chrono::steady_clock::now() < next_fetch_ok_))
+                return token_;
             if (refreshing_) {
                 // No usable token: wait for the refresh in flight.
                 cv_.wait_for(lk, cfg_.http_timeout * (cfg_.max_attempts + 1));
@@ -368,6 +434,8 @@ public:
                 std::chrono::steady_clock::now() - *last_failure_ < std::chrono::seconds(1)) {
                 throw TokenError(failure_message());
             }
+            if (refreshed || std::chrono::steady_clock::now() < next_fetch_ok_) throw TokenError(unusable_message());
+            refreshed = true;
             if (!refresh_locked(lk)) {
                 if (token_usable(std::chrono::system_clock::now())) return token_;
                 throw TokenError(failure_message());
@@ -376,12 +444,18 @@ public:
     }
 
     void invalidate_token(const std::string& rejected) override {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (!token_.empty() && rejected == token_) {
-            rejected_ = true;
-            last_failure_.reset();
+        bool current = false;
+        {
+            std::lock_guard<std::mutex> lk(mu_);
+            if (!token_.empty() && rejected == token_) {
+                rejected_ = true;
+                last_failure_.reset();
+                current = true;
+            }
         }
-        report(LogLevel::Warning, "database credential was rejected by the server; fetching a new one");
+        // Reported without the lock: the logger may call back into this object.
+        report(LogLevel::Warning, current ? "database credential was rejected by the server; fetching a new one"
+                                          : "an older database credential was rejected by the server");
     }
 
     /// Fetches a new credential now (blocking).  Returns false on failure.
@@ -453,6 +527,13 @@ private:
             throw ConfigError("Databricks workspace host is not configured (set DatabricksConfig::host, DATABRICKS_HOST or a ~/.databrickscfg profile)");
         if (cfg_.host.find("://") == std::string::npos) cfg_.host = "https://" + cfg_.host;
         while (!cfg_.host.empty() && cfg_.host.back() == '/') cfg_.host.pop_back();
+        {
+            auto u = detail::parse_url_authority(cfg_.host);
+            if (!u) throw ConfigError("invalid Databricks workspace host: " + cfg_.host);
+            if (!detail::secure_or_loopback(*u))
+                throw ConfigError("the Databricks workspace host must be an https:// URL (http:// only for 127.0.0.1, localhost or ::1): " +
+                                  cfg_.host);
+        }
         if (!cfg_.token.empty()) {
             auth_type_ = AuthType::Pat;
         } else if (!cfg_.client_id.empty() && !cfg_.client_secret.empty()) {
@@ -502,16 +583,29 @@ private:
         }
     }
 
-    void report(LogLevel level, const std::string& msg) const {
-        if (cfg_.logger) {
-            cfg_.logger(level, msg);
-        } else if (level != LogLevel::Info) {
-            std::fprintf(stderr, "fastpgcache: %s\n", msg.c_str());
+    // Never called with mu_ held (the logger may call expires_at(),
+    // last_error(), even get_token()); never throws (a throwing logger must
+    // not terminate the background thread).
+    void report(LogLevel level, const std::string& msg) const noexcept {
+        try {
+            if (cfg_.logger) {
+                cfg_.logger(level, msg);
+            } else if (level != LogLevel::Info) {
+                std::fprintf(stderr, "fastpgcache: %s\n", msg.c_str());
+            }
+        } catch (...) {
         }
     }
 
     bool token_usable(std::chrono::system_clock::time_point now) const {
-        return !token_.empty() && !rejected_ && now < expires_at_;
+        return !token_.empty() && !rejected_ && now < usable_until_;
+    }
+
+    std::string unusable_message() const {
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_fetch_ok_ - std::chrono::steady_clock::now());
+        return "no usable database credential from the Databricks workspace " + cfg_.host +
+               ": the last one was rejected by the server or had expired when it was issued (check the local clock)" +
+               (wait.count() > 0 ? "; next refresh allowed in " + std::to_string(wait.count()) + " ms" : std::string());
     }
 
     std::string failure_message() const {
@@ -519,66 +613,123 @@ private:
                (last_error_.empty() ? std::string("unknown error") : last_error_);
     }
 
-    // Called with lk held and refreshing_ false; releases lk during HTTP.
-    bool refresh_locked(std::unique_lock<std::mutex>& lk) {
+    // A credential whose expiration_time is already past when it arrives
+    // (by the local clock: the clock is probably wrong, since the workspace
+    // just issued it) is used for this long, and the server decides.  Any
+    // credential with a real future expiry is never used past it.
+    static constexpr std::chrono::seconds kPastExpiryGrace{30};
+    // Credentials that live less than 2 s (or expired on arrival) space the
+    // following fetches 1 s, 2 s, 4 s ... up to 30 s apart: never a spin.
+    static constexpr std::chrono::seconds kMinFetchSpacing{1};
+    static constexpr std::chrono::seconds kMaxFetchSpacing{30};
+
+    // Called with lk held and refreshing_ false; releases lk during HTTP and
+    // while reporting; returns with lk held.  Never throws.
+    bool refresh_locked(std::unique_lock<std::mutex>& lk) noexcept {
         refreshing_ = true;
         lk.unlock();
         std::optional<Credential> cred;
         std::string error;
-        std::chrono::milliseconds backoff = cfg_.retry_backoff;
-        for (int attempt = 1; attempt <= cfg_.max_attempts; ++attempt) {
-            try {
-                cred = fetch_credential();
-                break;
-            } catch (const std::exception& e) {
-                error = e.what();
-                report(LogLevel::Warning, "credential refresh attempt " + std::to_string(attempt) + "/" +
-                                              std::to_string(cfg_.max_attempts) + " failed: " + error);
+        try {
+            std::chrono::milliseconds backoff = cfg_.retry_backoff;
+            for (int attempt = 1; attempt <= cfg_.max_attempts; ++attempt) {
+                try {
+                    cred = fetch_credential();
+                    break;
+                } catch (const std::exception& e) {
+                    error = e.what();
+                    report(LogLevel::Warning, "credential refresh attempt " + std::to_string(attempt) + "/" +
+                                                  std::to_string(cfg_.max_attempts) + " failed: " + error);
+                }
+                if (attempt < cfg_.max_attempts) {
+                    std::unique_lock<std::mutex> wait_lk(mu_);
+                    if (cv_.wait_for(wait_lk, backoff, [this] { return stopping_; })) break;
+                    backoff *= 2;
+                }
             }
-            if (attempt < cfg_.max_attempts) {
-                std::unique_lock<std::mutex> wait_lk(mu_);
-                if (cv_.wait_for(wait_lk, backoff, [this] { return stopping_; })) break;
-                backoff *= 2;
-            }
+        } catch (...) {  // bad_alloc and the like
+            cred.reset();
+            error = "unexpected failure during the credential refresh";
         }
+        std::vector<std::pair<LogLevel, std::string>> logs;
         lk.lock();
         refreshing_ = false;
-        if (cred) {
-            const auto now = std::chrono::system_clock::now();
-            token_ = std::move(cred->token);
-            rejected_ = false;
-            expires_at_ = cred->expires ? *cred->expires : now + cfg_.refresh_interval + cfg_.refresh_margin;
-            auto lifetime = expires_at_ - now;
-            auto margin = std::min<std::chrono::system_clock::duration>(cfg_.refresh_margin, lifetime / 2);
-            refresh_at_ = std::min(now + cfg_.refresh_interval, expires_at_ - margin);
-            last_error_.clear();
-            last_failure_.reset();
-            ++refresh_count_;
-        } else {
-            last_error_ = error.empty() ? "refresh aborted" : error;
-            last_failure_ = std::chrono::steady_clock::now();
-            report(LogLevel::Error, failure_message());
+        const bool ok = cred.has_value();
+        try {
+            if (cred) {
+                const auto now = std::chrono::system_clock::now();
+                const auto expires = cred->expires ? *cred->expires : now + cfg_.refresh_interval + cfg_.refresh_margin;
+                const auto lifetime = expires - now;
+                token_ = std::move(cred->token);
+                rejected_ = false;
+                expires_at_ = expires;
+                if (lifetime < 2 * kMinFetchSpacing)
+                    fetch_spacing_ = fetch_spacing_.count() == 0 ? std::chrono::seconds(kMinFetchSpacing)
+                                                                 : std::min<std::chrono::seconds>(fetch_spacing_ * 2, kMaxFetchSpacing);
+                else
+                    fetch_spacing_ = std::chrono::seconds(0);
+                next_fetch_ok_ = std::chrono::steady_clock::now() + fetch_spacing_;
+                usable_until_ = lifetime.count() > 0 ? expires : now + kPastExpiryGrace;
+                const auto window = usable_until_ - now;
+                const auto margin = std::min<std::chrono::system_clock::duration>(cfg_.refresh_margin, window / 2);
+                const auto lead = std::min<std::chrono::system_clock::duration>(cfg_.refresh_interval, window - margin);
+                refresh_at_ = now + std::max<std::chrono::system_clock::duration>(
+                                        lead, std::max<std::chrono::seconds>(fetch_spacing_, kMinFetchSpacing));
+                last_error_.clear();
+                last_failure_.reset();
+                ++refresh_count_;
+                const long long secs = std::chrono::duration_cast<std::chrono::seconds>(lifetime).count();
+                if (lifetime.count() <= 0)
+                    logs.emplace_back(LogLevel::Warning,
+                                      "the new database credential's expiration_time is " + std::to_string(-secs) +
+                                          " s in the past by the local clock (is the clock wrong?); using it for at most " +
+                                          std::to_string(kPastExpiryGrace.count()) + " s");
+                logs.emplace_back(LogLevel::Info, "database credential refreshed (expires in " + std::to_string(secs) + " s)");
+            } else {
+                last_error_ = error.empty() ? "refresh aborted" : error;
+                last_failure_ = std::chrono::steady_clock::now();
+                logs.emplace_back(LogLevel::Error, failure_message());
+            }
+        } catch (...) {
         }
         cv_.notify_all();
-        return cred.has_value();
+        if (!logs.empty()) {
+            lk.unlock();
+            for (const auto& l : logs) report(l.first, l.second);
+            lk.lock();
+        }
+        return ok;
     }
 
-    void background_loop() {
+    void background_loop() noexcept {
         std::unique_lock<std::mutex> lk(mu_);
         std::chrono::milliseconds retry_delay = std::chrono::seconds(1);
         while (!stopping_) {
-            auto now = std::chrono::system_clock::now();
-            auto wake = token_.empty() ? now + std::chrono::seconds(1) : refresh_at_;
-            if (last_failure_ && !token_.empty() && now >= refresh_at_) wake = now + retry_delay;
-            cv_.wait_until(lk, wake, [&] {
-                return stopping_ || (!token_.empty() && std::chrono::system_clock::now() >= wake);
-            });
-            if (stopping_) break;
-            if (token_.empty() || refreshing_ || std::chrono::system_clock::now() < refresh_at_) continue;
-            if (refresh_locked(lk)) {
-                retry_delay = std::chrono::seconds(1);
-            } else {
-                retry_delay = std::min<std::chrono::milliseconds>(retry_delay * 2, std::chrono::seconds(60));
+            try {
+                if (refreshing_) {  // another thread is fetching: wait for it, do not poll
+                    cv_.wait(lk, [&] { return stopping_ || !refreshing_; });
+                    continue;
+                }
+                auto now = std::chrono::system_clock::now();
+                auto wake = token_.empty() ? now + std::chrono::seconds(1) : refresh_at_;
+                if (last_failure_ && !token_.empty() && now >= refresh_at_) wake = now + retry_delay;
+                cv_.wait_until(lk, wake, [&] {
+                    return stopping_ || refreshing_ || (!token_.empty() && std::chrono::system_clock::now() >= wake);
+                });
+                if (stopping_) break;
+                if (token_.empty() || refreshing_ || std::chrono::system_clock::now() < refresh_at_) continue;
+                if (std::chrono::steady_clock::now() < next_fetch_ok_) {
+                    cv_.wait_until(lk, next_fetch_ok_, [&] { return stopping_; });
+                    continue;
+                }
+                if (refresh_locked(lk)) {
+                    retry_delay = std::chrono::seconds(1);
+                } else {
+                    retry_delay = std::min<std::chrono::milliseconds>(retry_delay * 2, std::chrono::seconds(60));
+                }
+            } catch (...) {
+                if (!lk.owns_lock()) lk.lock();
+                cv_.wait_for(lk, std::chrono::seconds(1), [&] { return stopping_; });
             }
         }
     }
@@ -688,6 +839,13 @@ private:
             throw;
         } catch (const std::exception&) {
         }
+        if (!endpoint.empty() && !detail::oauth_endpoint_allowed(cfg_.host, endpoint)) {
+            // The client secret goes only to the workspace itself, over TLS.
+            report(LogLevel::Warning, "ignoring the discovered OAuth token_endpoint " + endpoint +
+                                          ": it is not https on the workspace host " + cfg_.host + "; using " + cfg_.host +
+                                          "/oidc/v1/token");
+            endpoint.clear();
+        }
         if (endpoint.empty()) endpoint = cfg_.host + "/oidc/v1/token";
         auto r = http("POST", endpoint, {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json"},
                       "grant_type=client_credentials&scope=all-apis", cfg_.client_id, cfg_.client_secret);
@@ -743,8 +901,11 @@ private:
     bool rejected_ = false;
     bool refreshing_ = false;
     bool stopping_ = false;
-    std::chrono::system_clock::time_point expires_at_{};
+    std::chrono::system_clock::time_point expires_at_{};    // the credential's expiration_time
+    std::chrono::system_clock::time_point usable_until_{};  // expires_at_, or the grace for one that arrived expired
     std::chrono::system_clock::time_point refresh_at_{};
+    std::chrono::steady_clock::time_point next_fetch_ok_{};
+    std::chrono::seconds fetch_spacing_{0};
     std::optional<std::chrono::steady_clock::time_point> last_failure_;
     std::string last_error_;
     std::atomic<std::uint64_t> refresh_count_{0};
@@ -786,9 +947,14 @@ struct Options {
     std::size_t minconn = 1;
     std::size_t maxconn = 10;
     bool auto_setup = false;
-    /// Empty: "require" for Databricks hosts (*.databricks.com,
-    /// *.azuredatabricks.net), otherwise libpq's default (prefer).
+    /// Empty: for Databricks hosts (*.databricks.com, *.azuredatabricks.net)
+    /// "verify-full" with sslrootcert = the system CA bundle, unless the
+    /// connection string or PGSSLMODE sets sslmode; otherwise libpq's default
+    /// (prefer).
     std::string sslmode;
+    /// CA certificates to verify the server with (libpq sslrootcert).  Empty:
+    /// the system bundle when the Databricks default above applies.
+    std::string sslrootcert;
     std::chrono::seconds connect_timeout{10};
     std::chrono::milliseconds statement_timeout{0};  ///< 0: server default
     std::chrono::milliseconds pool_timeout{30000};   ///< wait for a free connection
@@ -858,35 +1024,65 @@ enum Stmt : unsigned {
 
 struct StmtDef {
     const char* name;
-    const char* sql;
+    const char* sql;  ///< "@S@" stands for the (quoted) schema of the cache functions
     int nparams;
     Oid types[3];
 };
 
 inline const StmtDef& stmt_def(Stmt s) {
     static const StmtDef defs[kStmtCount] = {
-        {"fpc_set_text", "SELECT public.cache_set($1, $2, $3)", 3, {kTextOid, kTextOid, kInt4Oid}},
-        {"fpc_set_json", "SELECT public.cache_set($1, $2, $3)", 3, {kTextOid, kJsonbOid, kInt4Oid}},
-        {"fpc_set_bytes", "SELECT public.cache_set($1, $2, $3)", 3, {kTextOid, kByteaOid, kInt4Oid}},
-        {"fpc_get", "SELECT public.cache_get($1)", 1, {kTextOid, 0, 0}},
-        {"fpc_get_json", "SELECT public.cache_get_json($1)", 1, {kTextOid, 0, 0}},
-        {"fpc_get_bytes", "SELECT public.cache_get_bytes($1)", 1, {kTextOid, 0, 0}},
-        {"fpc_delete", "SELECT public.cache_delete($1)", 1, {kTextOid, 0, 0}},
-        {"fpc_exists", "SELECT public.cache_exists($1)", 1, {kTextOid, 0, 0}},
-        {"fpc_ttl", "SELECT public.cache_ttl($1)", 1, {kTextOid, 0, 0}},
-        {"fpc_cleanup", "SELECT public.cache_cleanup()", 0, {0, 0, 0}},
+        {"fpc_set_text", "SELECT @S@.cache_set($1, $2, $3)", 3, {kTextOid, kTextOid, kInt4Oid}},
+        {"fpc_set_json", "SELECT @S@.cache_set($1, $2, $3)", 3, {kTextOid, kJsonbOid, kInt4Oid}},
+        {"fpc_set_bytes", "SELECT @S@.cache_set($1, $2, $3)", 3, {kTextOid, kByteaOid, kInt4Oid}},
+        {"fpc_get", "SELECT @S@.cache_get($1)", 1, {kTextOid, 0, 0}},
+        {"fpc_get_json", "SELECT @S@.cache_get_json($1)", 1, {kTextOid, 0, 0}},
+        {"fpc_get_bytes", "SELECT @S@.cache_get_bytes($1)", 1, {kTextOid, 0, 0}},
+        {"fpc_delete", "SELECT @S@.cache_delete($1)", 1, {kTextOid, 0, 0}},
+        {"fpc_exists", "SELECT @S@.cache_exists($1)", 1, {kTextOid, 0, 0}},
+        {"fpc_ttl", "SELECT @S@.cache_ttl($1)", 1, {kTextOid, 0, 0}},
+        {"fpc_cleanup", "SELECT @S@.cache_cleanup()", 0, {0, 0, 0}},
         {"fpc_mget",
-         "SELECT m.value FROM public.cache_mget($1) WITH ORDINALITY AS m(key, value, ord) ORDER BY m.ord", 1,
+         "SELECT m.value FROM @S@.cache_mget($1) WITH ORDINALITY AS m(key, value, ord) ORDER BY m.ord", 1,
          {kTextArrayOid, 0, 0}},
-        {"fpc_mset", "SELECT public.cache_mset($1, $2, $3)", 3, {kTextArrayOid, kTextArrayOid, kInt4Oid}},
+        {"fpc_mset", "SELECT @S@.cache_mset($1, $2, $3)", 3, {kTextArrayOid, kTextArrayOid, kInt4Oid}},
     };
     return defs[s];
 }
 
-/// Internal: the connection broke while in use (retry on another one).
+/// The statements' texts for one schema.  A new generation gets new
+/// statement names, so connections that prepared an older one re-prepare.
+struct Statements {
+    std::string schema;  ///< unquoted name
+    unsigned generation = 0;
+    std::string name[kStmtCount];
+    std::string sql[kStmtCount];
+};
+
+inline std::shared_ptr<const Statements> make_statements(const std::string& schema, const std::string& quoted,
+                                                         unsigned generation) {
+    auto st = std::make_shared<Statements>();
+    st->schema = schema;
+    st->generation = generation;
+    for (unsigned i = 0; i < kStmtCount; ++i) {
+        const StmtDef& d = stmt_def(static_cast<Stmt>(i));
+        st->name[i] = std::string(d.name) + "_" + std::to_string(generation);
+        std::string q = d.sql;
+        for (std::size_t pos; (pos = q.find("@S@")) != std::string::npos;) q.replace(pos, 3, quoted);
+        st->sql[i] = std::move(q);
+    }
+    return st;
+}
+
+/// Internal: the connection broke while in use.  sent() tells whether the
+/// operation's statement may have reached the server (then only idempotent
+/// operations are retried).
 class ConnectionLost : public ConnectionError {
 public:
-    explicit ConnectionLost(const std::string& m) : ConnectionError(m, "08006") {}
+    ConnectionLost(const std::string& m, bool sent) : ConnectionError(m, "08006"), sent_(sent) {}
+    bool sent() const noexcept { return sent_; }
+
+private:
+    bool sent_;
 };
 
 inline std::string clean_message(const char* msg) {
@@ -895,20 +1091,51 @@ inline std::string clean_message(const char* msg) {
     return s;
 }
 
+struct Conn;
+
+/// Where the cache functions live: the fastpgcache extension's schema
+/// (pg_extension.extnamespace), or public (the SQL fallback).  Looked up once
+/// per pool on first use, and again by setup().  Shared by the pool's
+/// connections.
+class StatementSource {
+public:
+    /// The statements for the current schema, looking the schema up over `c`
+    /// the first time.
+    std::shared_ptr<const Statements> get(Conn& c);
+    /// Sets the schema (after setup()); connections re-prepare.
+    void set_schema(Conn& c, const std::string& schema);
+    std::string schema() const {
+        std::lock_guard<std::mutex> lk(mu_);
+        return current_ ? current_->schema : std::string();
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<const Statements> current_;
+    unsigned generation_ = 0;
+};
+
 struct Conn {
     ConnPtr pg;
     std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+    std::shared_ptr<StatementSource> source;
+    std::shared_ptr<const Statements> stmts;  ///< what `prepared` refers to
     std::uint32_t prepared = 0;
+    /// Set when the application had the raw PGconn (Session::native()): its
+    /// session state (SET ROLE, search_path, ...) is unknown, so the pool
+    /// closes the connection instead of reusing it.
+    bool discard = false;
 
     PGconn* get() const { return pg.get(); }
     bool bad() const { return !pg || PQstatus(pg.get()) != CONNECTION_OK; }
 
     /// Throws Error (server error, with SQLSTATE) or ConnectionLost.
-    void check(const ResultPtr& r, ExecStatusType want) const {
+    /// `sent`: whether a statement of the operation may have been executed.
+    void check(const ResultPtr& r, ExecStatusType want, bool sent = true) const {
         if (r && PQresultStatus(r.get()) == want) return;
         if (!r || bad()) {
             std::string m = clean_message(PQerrorMessage(pg.get()));
-            throw ConnectionLost("connection to the server was lost: " + (m.empty() ? std::string("no result") : m));
+            throw ConnectionLost("connection to the server was lost: " + (m.empty() ? std::string("no result") : m), sent);
         }
         const char* st = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
         const char* primary = PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY);
@@ -918,24 +1145,78 @@ struct Conn {
     }
 
     ResultPtr exec(Stmt s, const char* const* values, const int* lengths, const int* formats, int result_format) {
+        auto current = source->get(*this);
+        if (current != stmts) {
+            stmts = std::move(current);
+            prepared = 0;
+        }
         const StmtDef& d = stmt_def(s);
         if (!(prepared & (1u << s))) {
-            ResultPtr p(PQprepare(pg.get(), d.name, d.sql, d.nparams, d.types));
-            check(p, PGRES_COMMAND_OK);
+            // Nothing of the operation has run yet if the connection breaks here.
+            ResultPtr p(PQprepare(pg.get(), stmts->name[s].c_str(), stmts->sql[s].c_str(), d.nparams, d.types));
+            check(p, PGRES_COMMAND_OK, false);
             prepared |= 1u << s;
         }
-        ResultPtr r(PQexecPrepared(pg.get(), d.name, d.nparams, values, lengths, formats, result_format));
+        ResultPtr r(PQexecPrepared(pg.get(), stmts->name[s].c_str(), d.nparams, values, lengths, formats, result_format));
         check(r, PGRES_TUPLES_OK);
         return r;
     }
 
     /// Runs fixed SQL text (never built from user input).
-    ResultPtr exec_sql(const char* sql, ExecStatusType want) {
+    ResultPtr exec_sql(const char* sql, ExecStatusType want, bool sent = true) {
         ResultPtr r(PQexec(pg.get(), sql));
-        check(r, want);
+        check(r, want, sent);
         return r;
     }
+
+    /// Runs SQL with text parameters.
+    ResultPtr exec_params(const char* sql, const std::vector<std::string>& params, ExecStatusType want, bool sent = true) {
+        std::vector<const char*> vals;
+        for (const auto& p : params) vals.push_back(p.c_str());
+        ResultPtr r(PQexecParams(pg.get(), sql, static_cast<int>(vals.size()), nullptr, vals.data(), nullptr, nullptr, 0));
+        check(r, want, sent);
+        return r;
+    }
+
+    /// The identifier quoted for SQL text (PQescapeIdentifier).
+    std::string quote_ident(const std::string& ident) const {
+        char* q = PQescapeIdentifier(pg.get(), ident.c_str(), ident.size());
+        if (!q) throw ConnectionLost("could not quote an identifier: " + clean_message(PQerrorMessage(pg.get())), false);
+        std::string out(q);
+        PQfreemem(q);
+        return out;
+    }
 };
+
+/// The schema of the installed fastpgcache extension, if any.
+inline std::optional<std::string> extension_schema(Conn& c, bool sent = true) {
+    auto r = c.exec_sql(
+        "SELECT n.nspname FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'fastpgcache'",
+        PGRES_TUPLES_OK, sent);
+    if (PQntuples(r.get()) != 1) return std::nullopt;
+    return std::string(PQgetvalue(r.get(), 0, 0));
+}
+
+inline std::shared_ptr<const Statements> StatementSource::get(Conn& c) {
+    {
+        std::lock_guard<std::mutex> lk(mu_);
+        if (current_) return current_;
+    }
+    // First use: no statement of the operation has been sent yet.
+    std::string schema = extension_schema(c, false).value_or("public");
+    std::string quoted = c.quote_ident(schema);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (!current_) current_ = make_statements(schema, quoted, ++generation_);
+    return current_;
+}
+
+inline void StatementSource::set_schema(Conn& c, const std::string& schema) {
+    std::string quoted = c.quote_ident(schema);
+    std::lock_guard<std::mutex> lk(mu_);
+    if (current_ && current_->schema == schema) return;
+    current_ = make_statements(schema, quoted, ++generation_);
+}
 
 inline void ignore_notice(void*, const char*) {}
 
@@ -958,7 +1239,18 @@ inline std::string text_array_literal(const std::vector<std::string>& items) {
 
 // -- the cache operations, over one connection ------------------------------
 
+/// Keys and text values travel as text, which cannot hold a NUL byte: refuse
+/// them (22021, as the server does for bad text) instead of truncating.
+inline void check_text(std::string_view s, const char* what) {
+    if (s.find('\0') != std::string_view::npos)
+        throw Error(std::string("cache ") + what +
+                        " contains a NUL byte, which text cannot hold; use set_bytes()/get_bytes() for binary data",
+                    "22021");
+}
+
 inline bool op_set(Conn& c, Stmt s, std::string_view key, std::string_view value, const Ttl& ttl, bool binary_value) {
+    check_text(key, "key");
+    if (!binary_value) check_text(value, "value");
     std::string k(key), v(value), t = ttl.has_value() ? std::to_string(ttl.seconds()) : std::string();
     const char* vals[3] = {k.c_str(), v.data(), ttl.has_value() ? t.c_str() : nullptr};
     int lens[3] = {0, static_cast<int>(v.size()), 0};
@@ -969,6 +1261,7 @@ inline bool op_set(Conn& c, Stmt s, std::string_view key, std::string_view value
 }
 
 inline std::optional<std::string> op_get(Conn& c, Stmt s, std::string_view key, int result_format) {
+    check_text(key, "key");
     std::string k(key);
     const char* vals[1] = {k.c_str()};
     auto r = c.exec(s, vals, nullptr, nullptr, result_format);
@@ -982,12 +1275,14 @@ inline std::string scalar(const ResultPtr& r) {
 }
 
 inline bool op_bool(Conn& c, Stmt s, std::string_view key) {
+    check_text(key, "key");
     std::string k(key);
     const char* vals[1] = {k.c_str()};
     return scalar(c.exec(s, vals, nullptr, nullptr, 0)) == "t";
 }
 
 inline long long op_int(Conn& c, Stmt s, std::string_view key) {
+    check_text(key, "key");
     std::string k(key);
     const char* vals[1] = {k.c_str()};
     std::string v = scalar(c.exec(s, vals, nullptr, nullptr, 0));
@@ -1010,6 +1305,7 @@ inline bool is_undefined_function(const Error& e) { return e.sqlstate() == "4288
 inline std::vector<std::optional<std::string>> op_mget(Conn& c, const std::vector<std::string>& keys, bool& supported) {
     std::vector<std::optional<std::string>> out;
     if (keys.empty()) return out;
+    for (const auto& k : keys) check_text(k, "key");
     if (supported) {
         std::string arr = text_array_literal(keys);
         const char* vals[1] = {arr.c_str()};
@@ -1035,6 +1331,10 @@ inline std::vector<std::optional<std::string>> op_mget(Conn& c, const std::vecto
 
 inline int op_mset(Conn& c, const std::vector<std::pair<std::string, std::string>>& items, const Ttl& ttl, bool& supported) {
     if (items.empty()) return 0;
+    for (const auto& kv : items) {
+        check_text(kv.first, "key");
+        check_text(kv.second, "value");
+    }
     if (supported) {
         std::vector<std::string> ks, vs;
         ks.reserve(items.size());
@@ -1082,6 +1382,76 @@ inline std::string fallback_sql(const std::string& path_option) {
     std::ostringstream ss;
     ss << in.rdbuf();
     return ss.str();
+}
+
+/// A system CA bundle for sslrootcert (PostgreSQL 15's libpq has no
+/// sslrootcert=system): Debian/Ubuntu, RHEL/Fedora, SUSE, Alpine/macOS.
+inline std::string system_ca_bundle() {
+    for (const char* p : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                          "/etc/ssl/ca-bundle.pem", "/etc/ssl/cert.pem"})
+        if (::access(p, R_OK) == 0) return p;
+    return {};
+}
+
+/// The libpq keyword/value pairs a pool connects with (without the
+/// password).  Throws ConfigError for a connection string libpq cannot parse;
+/// libpq's own message is never shown, since it can quote the password.
+inline std::vector<std::pair<std::string, std::string>> connection_params(const Options& opts) {
+    std::vector<std::pair<std::string, std::string>> params;
+    std::string host_for_ssl;
+    bool sslmode_given = false, sslrootcert_given = false;
+    if (!opts.connection_string.empty()) {
+        char* err = nullptr;
+        PQconninfoOption* parsed = PQconninfoParse(opts.connection_string.c_str(), &err);
+        if (!parsed) {
+            if (err) PQfreemem(err);  // may quote any part of the string, the password included
+            throw ConfigError("invalid connection string: libpq could not parse it (its message is not shown because it can contain the password)");
+        }
+        bool has_timeout = false, has_app = false;
+        for (PQconninfoOption* o = parsed; o->keyword; ++o) {
+            if (!o->val) continue;
+            std::string kw = o->keyword;
+            if (kw == "host" || kw == "hostaddr") host_for_ssl += std::string(o->val) + ",";
+            if (kw == "sslmode") sslmode_given = true;
+            if (kw == "sslrootcert") sslrootcert_given = true;
+            if (kw == "connect_timeout") has_timeout = true;
+            if (kw == "application_name") has_app = true;
+        }
+        PQconninfoFree(parsed);
+        params.emplace_back("dbname", opts.connection_string);
+        if (!has_timeout && opts.connect_timeout.count() > 0)
+            params.emplace_back("connect_timeout", std::to_string(opts.connect_timeout.count()));
+        if (!has_app && !opts.application_name.empty()) params.emplace_back("application_name", opts.application_name);
+    } else {
+        params.emplace_back("host", opts.host);
+        params.emplace_back("port", std::to_string(opts.port));
+        params.emplace_back("dbname", opts.database);
+        params.emplace_back("user", opts.user);
+        host_for_ssl = opts.host;
+        if (opts.connect_timeout.count() > 0)
+            params.emplace_back("connect_timeout", std::to_string(opts.connect_timeout.count()));
+        if (!opts.application_name.empty()) params.emplace_back("application_name", opts.application_name);
+    }
+    if (host_for_ssl.empty()) host_for_ssl = getenv_str("PGHOST");
+    if (!opts.sslrootcert.empty()) {
+        params.emplace_back("sslrootcert", opts.sslrootcert);
+        sslrootcert_given = true;
+    }
+    if (!getenv_str("PGSSLROOTCERT").empty()) sslrootcert_given = true;
+    if (!opts.sslmode.empty()) {
+        params.emplace_back("sslmode", opts.sslmode);
+    } else if (!sslmode_given && getenv_str("PGSSLMODE").empty() && is_databricks_host(host_for_ssl)) {
+        // The password is a workspace-issued token: verify the server's
+        // certificate and name, so a man in the middle cannot collect it.
+        params.emplace_back("sslmode", "verify-full");
+        if (!sslrootcert_given) {
+            std::string bundle = system_ca_bundle();
+            if (!bundle.empty()) params.emplace_back("sslrootcert", bundle);
+        }
+    }
+    if (opts.statement_timeout.count() > 0)
+        params.emplace_back("options", "-c statement_timeout=" + std::to_string(opts.statement_timeout.count()));
+    return params;
 }
 
 // -- the pool -----------------------------------------------------------------
@@ -1162,7 +1532,7 @@ public:
     }
 
     void release(std::unique_ptr<Conn> c) {
-        bool keep = c && !c->bad() && PQtransactionStatus(c->get()) == PQTRANS_IDLE;
+        bool keep = c && !c->discard && !c->bad() && PQtransactionStatus(c->get()) == PQTRANS_IDLE;
         if (keep && opts_.max_connection_lifetime.count() > 0 &&
             std::chrono::steady_clock::now() - c->created >= opts_.max_connection_lifetime)
             keep = false;
@@ -1210,6 +1580,8 @@ public:
         return closed_;
     }
 
+    StatementSource& statements() { return *source_; }
+
     std::atomic<bool> mget_supported{true};
     std::atomic<bool> mset_supported{true};
 
@@ -1231,53 +1603,7 @@ private:
         return !c.bad() && PQtransactionStatus(c.get()) == PQTRANS_IDLE;
     }
 
-    void build_params() {
-        std::string host_for_ssl;
-        bool sslmode_given = !opts_.sslmode.empty();
-        if (!opts_.connection_string.empty()) {
-            char* err = nullptr;
-            PQconninfoOption* parsed = PQconninfoParse(opts_.connection_string.c_str(), &err);
-            if (!parsed) {
-                std::string m = err ? clean_message(err) : "invalid connection string";
-                if (err) PQfreemem(err);
-                throw ConfigError("invalid connection string: " + m);
-            }
-            bool has_timeout = false, has_app = false;
-            for (PQconninfoOption* o = parsed; o->keyword; ++o) {
-                if (!o->val) continue;
-                std::string kw = o->keyword;
-                if (kw == "host" || kw == "hostaddr") host_for_ssl += std::string(o->val) + ",";
-                if (kw == "sslmode") sslmode_given = true;
-                if (kw == "connect_timeout") has_timeout = true;
-                if (kw == "application_name") has_app = true;
-                if (kw == "password" && !opts_.token_provider && opts_.password.empty()) {
-                    // keep: libpq uses it from the connection string itself
-                }
-            }
-            PQconninfoFree(parsed);
-            params_.emplace_back("dbname", opts_.connection_string);
-            if (!has_timeout && opts_.connect_timeout.count() > 0)
-                params_.emplace_back("connect_timeout", std::to_string(opts_.connect_timeout.count()));
-            if (!has_app && !opts_.application_name.empty()) params_.emplace_back("application_name", opts_.application_name);
-        } else {
-            params_.emplace_back("host", opts_.host);
-            params_.emplace_back("port", std::to_string(opts_.port));
-            params_.emplace_back("dbname", opts_.database);
-            params_.emplace_back("user", opts_.user);
-            host_for_ssl = opts_.host;
-            if (opts_.connect_timeout.count() > 0)
-                params_.emplace_back("connect_timeout", std::to_string(opts_.connect_timeout.count()));
-            if (!opts_.application_name.empty()) params_.emplace_back("application_name", opts_.application_name);
-        }
-        if (host_for_ssl.empty()) host_for_ssl = getenv_str("PGHOST");
-        if (!opts_.sslmode.empty()) {
-            params_.emplace_back("sslmode", opts_.sslmode);
-        } else if (!sslmode_given && getenv_str("PGSSLMODE").empty() && is_databricks_host(host_for_ssl)) {
-            params_.emplace_back("sslmode", "require");
-        }
-        if (opts_.statement_timeout.count() > 0)
-            params_.emplace_back("options", "-c statement_timeout=" + std::to_string(opts_.statement_timeout.count()));
-    }
+    void build_params() { params_ = connection_params(opts_); }
 
     struct Attempt {
         ConnPtr pg;
@@ -1333,6 +1659,7 @@ private:
                 PQsetNoticeProcessor(a.pg.get(), &ignore_notice, nullptr);
                 auto c = std::make_unique<Conn>();
                 c->pg = std::move(a.pg);
+                c->source = source_;
                 std::lock_guard<std::mutex> lk(mu_);
                 ++opened_;
                 return c;
@@ -1351,6 +1678,7 @@ private:
 
     Options opts_;
     std::vector<std::pair<std::string, std::string>> params_;
+    std::shared_ptr<StatementSource> source_ = std::make_shared<StatementSource>();
     mutable std::mutex mu_;
     std::condition_variable cv_;
     std::vector<std::unique_ptr<Conn>> idle_;
@@ -1388,6 +1716,8 @@ private:
 /// at a time), unlike FastPgCache.  Operations are not retried on a lost
 /// connection.  An open transaction is rolled back when the connection goes
 /// back to the pool (it is then discarded, never reused mid-transaction).
+/// After native() the connection is closed instead of going back to the
+/// pool, since the application may have changed its session state.
 class Session {
 public:
     explicit Session(std::shared_ptr<detail::Pool> pool) : lease_(std::move(pool)) {}
@@ -1420,10 +1750,17 @@ public:
     void rollback() { lease_->exec_sql("ROLLBACK", PGRES_COMMAND_OK); }
 
     /// The underlying libpq connection, for application queries in the same
-    /// transaction.  Do not close it.
-    PGconn* native() { return lease_->get(); }
+    /// transaction.  Do not close it.  Whatever is done with it (SET ROLE,
+    /// SET search_path, PREPARE, ...) cannot leak to other users of the pool:
+    /// a connection handed out by native() is closed when the Session ends.
+    PGconn* native() {
+        lease_->discard = true;
+        return lease_->get();
+    }
 
 private:
+    friend class FastPgCache;
+    PGconn* raw() { return lease_->get(); }
     detail::Lease lease_;
 };
 
@@ -1453,7 +1790,7 @@ public:
     /// fastpgcache, or the pure-SQL fallback where the extension is not
     /// available (or cannot be created by this role).  Idempotent.
     Backend setup() {
-        Backend b = with_conn([this](detail::Conn& c) { return do_setup(c); });
+        Backend b = with_conn([this](detail::Conn& c) { return do_setup(c); }, false);
         backend_.store(b);
         return b;
     }
@@ -1493,7 +1830,7 @@ public:
     }
     /// Deletes the key; true if a live entry was deleted.
     bool del(std::string_view key) {
-        return with_conn([&](detail::Conn& c) { return detail::op_bool(c, detail::kDelete, key); });
+        return with_conn([&](detail::Conn& c) { return detail::op_bool(c, detail::kDelete, key); }, false);
     }
     bool exists(std::string_view key) {
         return with_conn([&](detail::Conn& c) { return detail::op_bool(c, detail::kExists, key); });
@@ -1504,7 +1841,7 @@ public:
     }
     /// Deletes every expired entry; returns how many.
     int cleanup() {
-        return with_conn([&](detail::Conn& c) { return detail::op_cleanup(c); });
+        return with_conn([&](detail::Conn& c) { return detail::op_cleanup(c); }, false);
     }
     /// One result per key, in order (uses cache_mget when the server has it).
     std::vector<std::optional<std::string>> mget(const std::vector<std::string>& keys) {
@@ -1544,7 +1881,7 @@ public:
                 return r;
             }
         } catch (...) {
-            if (PQstatus(s.native()) == CONNECTION_OK) PQclear(PQexec(s.native(), "ROLLBACK"));
+            if (PQstatus(s.raw()) == CONNECTION_OK) PQclear(PQexec(s.raw(), "ROLLBACK"));
             throw;
         }
     }
@@ -1566,16 +1903,21 @@ private:
         return with_conn([&](detail::Conn& c) { return detail::op_set(c, s, key, value, ttl, binary); });
     }
 
-    // Runs fn on a pooled connection; a connection that broke is discarded and
-    // the operation retried once on another (the pool then reconnects).
+    // Runs fn on a pooled connection.  A connection that broke is discarded
+    // (connections found dead when checked out are replaced before use).  The
+    // operation is retried once on another connection when it cannot have
+    // run (the connection broke before its statement was sent), or when it
+    // is idempotent: reads, set and mset leave the same state when run twice;
+    // del, cleanup and setup are not retried once sent (del's "was it
+    // there?" answer would be wrong), the ConnectionError reaches the caller.
     template <class F>
-    auto with_conn(F&& fn) -> decltype(fn(std::declval<detail::Conn&>())) {
+    auto with_conn(F&& fn, bool idempotent = true) -> decltype(fn(std::declval<detail::Conn&>())) {
         for (int attempt = 0;; ++attempt) {
             detail::Lease lease(pool_);
             try {
                 return fn(*lease);
             } catch (const detail::ConnectionLost& e) {
-                if (attempt >= 1) throw ConnectionError(e.what(), e.sqlstate());
+                if (attempt >= 1 || (e.sent() && !idempotent)) throw ConnectionError(e.what(), e.sqlstate());
             }
         }
     }
@@ -1587,14 +1929,21 @@ private:
         return e.sqlstate() == "0A000" || e.sqlstate() == "58P01" || e.sqlstate() == "42501";
     }
 
+    // The extension goes wherever CREATE EXTENSION puts it (the first schema
+    // on search_path) or already is; the statements are then qualified with
+    // its schema, read from pg_extension.extnamespace.  The fallback always
+    // lives in public.
     Backend do_setup(detail::Conn& c) {
         const auto& o = pool_->options();
         if (o.use_extension) {
-            auto r = c.exec_sql("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'fastpgcache'", PGRES_TUPLES_OK);
-            if (PQntuples(r.get()) > 0) return Backend::Extension;
+            if (auto schema = detail::extension_schema(c)) {
+                pool_->statements().set_schema(c, *schema);
+                return Backend::Extension;
+            }
             if (!fallback_installed(c)) {
                 try {
                     c.exec_sql("CREATE EXTENSION IF NOT EXISTS fastpgcache", PGRES_COMMAND_OK);
+                    pool_->statements().set_schema(c, detail::extension_schema(c).value_or("public"));
                     return Backend::Extension;
                 } catch (const detail::ConnectionLost&) {
                     throw;
@@ -1604,12 +1953,25 @@ private:
             }
         }
         install_fallback(c, o.fallback_sql_path);
+        pool_->statements().set_schema(c, "public");
         return Backend::Fallback;
     }
 
+    // The fallback counts as installed only if public.cache_entries is a
+    // plain table carrying the fallback's comment, owned by the current user
+    // or a superuser, and every public.cache_* function of the API has the same owner:
+    // a table pre-created by another role (where public is writable) is
+    // never trusted because of a COMMENT its owner can set.
     static bool fallback_installed(detail::Conn& c) {
         auto r = c.exec_sql(
             "SELECT pg_catalog.obj_description(c.oid, 'pg_class') LIKE 'fastpgcache fallback%' "
+            "   AND c.relkind = 'r' "
+            "   AND (c.relowner = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user) "
+            "        OR (SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = c.relowner)) "
+            "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = c.relnamespace "
+            "                     AND p.proname IN ('cache_set', 'cache_get', 'cache_get_json', 'cache_get_bytes', "
+            "                     'cache_delete', 'cache_exists', 'cache_ttl', 'cache_cleanup', 'cache_mget', 'cache_mset') "
+            "                     AND p.proowner <> c.relowner) "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relname = 'cache_entries'",
             PGRES_TUPLES_OK);
