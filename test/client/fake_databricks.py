@@ -14,7 +14,14 @@ previous credential really stops working.
 Control endpoints (tests only):
   POST /control/down     {"seconds": N}   answer 503 for N seconds (0 = up again)
   POST /control/revoke                    set an unknown password on the role
-  POST /control/config   {"expires_in": N, "discovery": bool}
+  POST /control/config   {"expires_in": N, "discovery": bool, "token_endpoint": URL|null}
+                          expires_in may be negative or 0: credentials then
+                          arrive with an expiration_time already past;
+                          token_endpoint: what discovery advertises (null =
+                          this server's /oidc/v1/token)
+  POST /evil/token        counts requests (stats "evil_token") and otherwise
+                          answers like /oidc/v1/token: a token endpoint that
+                          must never receive the client secret
   GET  /control/stats                     counters
 """
 import argparse
@@ -39,9 +46,10 @@ class State:
         self.down_until = 0.0
         self.expires_in = args.expires_in
         self.discovery = True
+        self.token_endpoint = None
         self.access_tokens = set()
         self.stats = {"credentials": 0, "oauth_tokens": 0, "revocations": 0,
-                      "rejected_auth": 0, "unavailable": 0, "discovery": 0}
+                      "rejected_auth": 0, "unavailable": 0, "discovery": 0, "evil_token": 0}
 
     def set_role_password(self, password):
         # Quote as a SQL literal (the password is generated here, but quote anyway).
@@ -99,10 +107,11 @@ class Handler(BaseHTTPRequestHandler):
             with STATE.lock:
                 STATE.stats["discovery"] += 1
                 enabled = STATE.discovery
+                endpoint = STATE.token_endpoint or (self.base() + "/oidc/v1/token")
             if not enabled:
                 return self.send_json(404, {"error": "not found"})
             return self.send_json(200, {"issuer": self.base() + "/oidc",
-                                        "token_endpoint": self.base() + "/oidc/v1/token",
+                                        "token_endpoint": endpoint,
                                         "grant_types_supported": ["client_credentials"]})
         self.send_json(404, {"error": "not found"})
 
@@ -114,6 +123,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.unavailable():
             return
         if path == "/oidc/v1/token":
+            return self.oauth_token(body)
+        if path == "/evil/token":
+            with STATE.lock:
+                STATE.stats["evil_token"] += 1
             return self.oauth_token(body)
         if path == "/api/2.0/database/credentials":
             return self.credentials(body)
@@ -135,6 +148,8 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.expires_in = int(req["expires_in"])
                 if "discovery" in req:
                     STATE.discovery = bool(req["discovery"])
+                if "token_endpoint" in req:
+                    STATE.token_endpoint = req["token_endpoint"]
             return self.send_json(200, {"ok": True})
         self.send_json(404, {"error": "not found"})
 
