@@ -161,8 +161,16 @@ def machine_busy_ticks():
 
 
 def client_backends(pm):
+    """Children of the postmaster that are client backends, or that have
+    exited and are not reaped yet (zombies: their CPU time is about to move
+    into the postmaster's cutime, and a snapshot taken meanwhile can count
+    it twice or not at all)."""
     n = 0
     for c in children(pm):
+        st = proc_stat(c)
+        if st and st[1] in ("Z", "X"):
+            n += 1
+            continue
         try:
             with open(f"/proc/{c}/cmdline", "rb") as f:
                 if b"127.0.0.1(" in f.read():
@@ -181,7 +189,15 @@ class Meter:
 
     def snap(self):
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return dict(t=time.monotonic(), pg=tree_ticks(self.cfg.postmaster_pid),
+        # read until two readings agree: a child reaped between reading the
+        # postmaster and reading its children would be missed or doubled
+        pg = tree_ticks(self.cfg.postmaster_pid)
+        for _ in range(20):
+            again = tree_ticks(self.cfg.postmaster_pid)
+            if again == pg:
+                break
+            pg = again
+        return dict(t=time.monotonic(), pg=pg,
                     redis=proc_stat(self.cfg.redis_pid)[2] if proc_stat(self.cfg.redis_pid) else 0,
                     client=ru.ru_utime + ru.ru_stime, busy=machine_busy_ticks())
 
