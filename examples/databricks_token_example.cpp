@@ -26,7 +26,7 @@ int main() {
         auto provider = std::make_shared<fastpgcache::DatabricksTokenProvider>(dbx);
 
         fastpgcache::Options opts;
-        opts.host = env_or("FASTPGCACHE_PGHOST", "my-instance.database.cloud.databricks.com");  // sslmode=require by default
+        opts.host = env_or("FASTPGCACHE_PGHOST", "my-instance.database.cloud.databricks.com");  // sslmode=verify-full (system CAs) by default
         opts.port = std::atoi(env_or("FASTPGCACHE_PGPORT", "5432").c_str());
         opts.database = env_or("FASTPGCACHE_PGDATABASE", "databricks_postgres");
         opts.user = env_or("FASTPGCACHE_PGUSER", "user@databricks.com");
