@@ -16,7 +16,7 @@ PG_CXXFLAGS += -Werror
 endif
 
 # pg_regress suites: one file per feature, in sql/ with expected/.
-REGRESS = basic json_bytes errors transactions limits batch security boundary plans
+REGRESS = basic json_bytes errors transactions limits batch writes security boundary plans
 
 # The C++ runtime must be linked in: link the module with the C++ compiler.
 override COMPILER = $(CXX) $(CXXFLAGS)

@@ -63,7 +63,7 @@ tap() {  # tap DB
 run_suite "pg_regress (sql/, expected/)" regress
 new_db tap_extension extension
 run_suite "pgTAP semantics, extension" tap tap_extension
-run_suite "pgTAP semantics, extension, reads through SPI" env PGOPTIONS="-c fastpgcache.index_scan_reads=off" pg_prove --ext .sql -d tap_extension t/
+run_suite "pgTAP semantics, extension, reads and writes through SPI" env PGOPTIONS="-c fastpgcache.index_scan_reads=off -c fastpgcache.direct_writes=off" pg_prove --ext .sql -d tap_extension t/
 new_db tap_fallback fallback
 run_suite "pgTAP semantics, SQL fallback" tap tap_fallback
 new_db concurrency_extension extension

@@ -32,6 +32,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_type.h"
@@ -77,8 +78,9 @@ constexpr char kKindText = 't';
 constexpr char kKindJson = 'j';
 constexpr char kKindBytes = 'b';
 
-// fastpgcache.index_scan_reads
+// fastpgcache.index_scan_reads and fastpgcache.direct_writes
 bool g_index_scan_reads = true;
+bool g_direct_writes = true;
 
 enum PlanId { kGetValue, kGetExpiry, kUpdate, kUpsert, kMultiUpsert, kDelete, kCleanup, kPlanCount };
 
@@ -325,15 +327,107 @@ bool ExpiryFromTtl(FunctionCallInfo fcinfo, int argno, TimestampTz now, Timestam
   return true;
 }
 
+// What a direct overwrite did.
+enum class WriteOutcome { kDone, kNoRow, kUseSql, kPlansChanged };
+
+// Overwrites the row of `hash` in place, as `UPDATE ... WHERE key_hash = $1`
+// would, without an executor: finds the visible row through the index and
+// calls table_tuple_update(). That is only the same as the SQL when nothing
+// else has to run on an update, so it declines (kUseSql, having changed
+// nothing) when the table has triggers, row level security, inheritance
+// children, CHECK constraints or another index, when the caller lacks
+// table-level UPDATE and SELECT, and when the row was changed concurrently
+// (the SQL then re-checks it, or raises the serialization error). kNoRow: no
+// row, the caller inserts. Plain PostgreSQL calls only: one Guarded() step.
+WriteOutcome DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char kind, bool expires,
+                          TimestampTz expires_at) {
+  Relation rel = table_open(g_plans.relid, RowExclusiveLock);
+  if (!g_plans.valid) {
+    table_close(rel, RowExclusiveLock);
+    return WriteOutcome::kPlansChanged;
+  }
+  TupleConstr *constr = RelationGetDescr(rel)->constr;
+  List *indexes = RelationGetIndexList(rel);
+  bool plain = rel->trigdesc == nullptr && !rel->rd_rel->relrowsecurity && !rel->rd_rel->relhassubclass &&
+               (constr == nullptr || constr->num_check == 0) && list_length(indexes) == 1 &&
+               linitial_oid(indexes) == g_plans.index &&
+               pg_class_aclcheck(g_plans.relid, GetUserId(), ACL_UPDATE) == ACLCHECK_OK &&
+               pg_class_aclcheck(g_plans.relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK;
+  list_free(indexes);
+  if (!plain) {
+    table_close(rel, RowExclusiveLock);
+    return WriteOutcome::kUseSql;
+  }
+  Relation irel = index_open(g_plans.index, RowExclusiveLock);
+  CommandCounterIncrement();
+  Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
+  ScanKeyData skey;
+  ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&hash));
+  IndexScanDesc scan = index_beginscan(rel, irel, snapshot, 1, 0);
+  index_rescan(scan, &skey, 1, nullptr, 0);
+  TupleTableSlot *old_slot = table_slot_create(rel, nullptr);
+  WriteOutcome outcome = WriteOutcome::kNoRow;
+  if (index_getnext_slot(scan, ForwardScanDirection, old_slot)) {
+    ItemPointerData otid = old_slot->tts_tid;
+    TupleTableSlot *new_slot = table_slot_create(rel, nullptr);
+    ExecClearTuple(new_slot);
+    new_slot->tts_values[kAttKeyHash - 1] = UUIDPGetDatum(&hash);
+    new_slot->tts_values[kAttExpiresAt - 1] = TimestampTzGetDatum(expires_at);
+    new_slot->tts_values[kAttKind - 1] = CharGetDatum(kind);
+    new_slot->tts_values[kAttKey - 1] = PointerGetDatum(key);
+    new_slot->tts_values[kAttValue - 1] = value;
+    for (int i = 0; i < new_slot->tts_tupleDescriptor->natts; i++) new_slot->tts_isnull[i] = false;
+    new_slot->tts_isnull[kAttExpiresAt - 1] = !expires;
+    ExecStoreVirtualTuple(new_slot);
+    TM_FailureData tmfd;
+    LockTupleMode lockmode;
+    bool update_indexes = false;
+    TM_Result result = table_tuple_update(rel, &otid, new_slot, GetCurrentCommandId(true), snapshot,
+                                          InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+    if (result == TM_Ok) {
+      if (update_indexes) {
+        // Not a HOT update: the new version needs its own index entry.
+        Datum ivalues[1] = {UUIDPGetDatum(&hash)};
+        bool inulls[1] = {false};
+        index_insert(irel, ivalues, inulls, &new_slot->tts_tid, rel, UNIQUE_CHECK_YES, true, BuildIndexInfo(irel));
+      }
+      outcome = WriteOutcome::kDone;
+    } else {
+      outcome = WriteOutcome::kUseSql;  // changed concurrently, or earlier in this command
+    }
+    ExecDropSingleTupleTableSlot(new_slot);
+  }
+  ExecDropSingleTupleTableSlot(old_slot);
+  index_endscan(scan);
+  UnregisterSnapshot(snapshot);
+  index_close(irel, NoLock);
+  table_close(rel, NoLock);
+  if (outcome == WriteOutcome::kDone) CommandCounterIncrement();
+  return outcome;
+}
+
 // Writes one entry; value is a varlena of the given kind.
 void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
   EnsurePlans(FunctionSchema(fcinfo));
   pg_uuid_t hash = KeyHash(key);
+  bool try_update = true;  // false once we know there is no row to update
+  for (int attempt = 0; g_direct_writes && OidIsValid(g_plans.index) && attempt < 2; attempt++) {
+    auto outcome = static_cast<WriteOutcome>(Guarded([&] {
+      return static_cast<int>(DirectUpdate(hash, key, value, kind, expires, expires_at));
+    }));
+    if (outcome == WriteOutcome::kDone) {
+      StatsAdd(kStatSets);
+      return;
+    }
+    if (outcome == WriteOutcome::kNoRow) try_update = false;
+    if (outcome != WriteOutcome::kPlansChanged) break;
+    EnsurePlans(FunctionSchema(fcinfo));
+  }
   Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
                      TimestampTzGetDatum(expires_at)};
   const char nulls[5] = {' ', ' ', ' ', ' ', expires ? ' ' : 'n'};
   SpiCall spi;
-  if (spi.Execute(kUpdate, values, nulls, 0) == 0) spi.Execute(kUpsert, values, nulls, 0);
+  if (!try_update || spi.Execute(kUpdate, values, nulls, 0) == 0) spi.Execute(kUpsert, values, nulls, 0);
   spi.Finish();
   StatsAdd(kStatSets);
 }
@@ -506,6 +600,11 @@ void DefineCacheSettings() {
                            "Both give the same results; the index probe is faster. Reads use SQL anyway when "
                            "the table has row level security or the caller has only column privileges.",
                            &g_index_scan_reads, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomBoolVariable("fastpgcache.direct_writes",
+                           "cache_set overwrites an existing row in place instead of running UPDATE through SPI.",
+                           "Both give the same results; the direct update is faster. Sets use SQL anyway when the "
+                           "table has triggers, row level security, CHECK constraints or another index.",
+                           &g_direct_writes, true, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }
 
 }  // namespace fastpgcache
