@@ -327,8 +327,43 @@ bool ExpiryFromTtl(FunctionCallInfo fcinfo, int argno, TimestampTz now, Timestam
   return true;
 }
 
-// What a direct overwrite did.
-enum class WriteOutcome { kDone, kNoRow, kUseSql, kPlansChanged };
+// What a direct step (an index-scan read, an in-place overwrite) did.
+// kUseSql: nothing was done, the SQL path must be used. kNoRow: an overwrite
+// found no row to update. kPlansChanged: an invalidation arrived while the
+// table was being locked; prepare again and retry.
+enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged };
+
+// Runs a direct step (a Guarded() callback returning Direct) at most twice,
+// preparing the plans again when they changed under it. Returns kUseSql when
+// the step is disabled (`enabled` false) or the table's shape does not allow
+// it.
+template <typename Step>
+Direct RunDirect(FunctionCallInfo fcinfo, bool enabled, Step step) {
+  for (int attempt = 0; enabled && OidIsValid(g_plans.index) && attempt < 2; attempt++) {
+    // Guarded() returns scalars: the outcome travels as an int.
+    auto outcome = static_cast<Direct>(Guarded([&] { return static_cast<int>(step()); }));
+    if (outcome != Direct::kPlansChanged) return outcome;
+    EnsurePlans(FunctionSchema(fcinfo));
+  }
+  return Direct::kUseSql;
+}
+
+// A snapshot as SPI takes one for a volatile function: after a command
+// counter increment, so that everything done so far is seen, including
+// earlier in the calling statement. The caller unregisters it.
+Snapshot FreshSnapshot() {
+  CommandCounterIncrement();
+  return RegisterSnapshot(GetTransactionSnapshot());
+}
+
+// Starts a scan of the key_hash index for `hash`.
+IndexScanDesc BeginHashScan(Relation rel, Relation irel, Snapshot snapshot, const pg_uuid_t &hash) {
+  ScanKeyData skey;
+  ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&hash));
+  IndexScanDesc scan = index_beginscan(rel, irel, snapshot, 1, 0);
+  index_rescan(scan, &skey, 1, nullptr, 0);
+  return scan;
+}
 
 // Overwrites the row of `hash` in place, as `UPDATE ... WHERE key_hash = $1`
 // would, without an executor: finds the visible row through the index and
@@ -339,12 +374,12 @@ enum class WriteOutcome { kDone, kNoRow, kUseSql, kPlansChanged };
 // table-level UPDATE and SELECT, and when the row was changed concurrently
 // (the SQL then re-checks it, or raises the serialization error). kNoRow: no
 // row, the caller inserts. Plain PostgreSQL calls only: one Guarded() step.
-WriteOutcome DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char kind, bool expires,
+Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char kind, bool expires,
                           TimestampTz expires_at) {
   Relation rel = table_open(g_plans.relid, RowExclusiveLock);
   if (!g_plans.valid) {
     table_close(rel, RowExclusiveLock);
-    return WriteOutcome::kPlansChanged;
+    return Direct::kPlansChanged;
   }
   TupleConstr *constr = RelationGetDescr(rel)->constr;
   List *indexes = RelationGetIndexList(rel);
@@ -356,17 +391,13 @@ WriteOutcome DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, c
   list_free(indexes);
   if (!plain) {
     table_close(rel, RowExclusiveLock);
-    return WriteOutcome::kUseSql;
+    return Direct::kUseSql;
   }
   Relation irel = index_open(g_plans.index, RowExclusiveLock);
-  CommandCounterIncrement();
-  Snapshot snapshot = RegisterSnapshot(GetTransactionSnapshot());
-  ScanKeyData skey;
-  ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&hash));
-  IndexScanDesc scan = index_beginscan(rel, irel, snapshot, 1, 0);
-  index_rescan(scan, &skey, 1, nullptr, 0);
+  Snapshot snapshot = FreshSnapshot();
+  IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
   TupleTableSlot *old_slot = table_slot_create(rel, nullptr);
-  WriteOutcome outcome = WriteOutcome::kNoRow;
+  Direct outcome = Direct::kNoRow;
   if (index_getnext_slot(scan, ForwardScanDirection, old_slot)) {
     ItemPointerData otid = old_slot->tts_tid;
     TupleTableSlot *new_slot = table_slot_create(rel, nullptr);
@@ -391,9 +422,9 @@ WriteOutcome DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, c
         bool inulls[1] = {false};
         index_insert(irel, ivalues, inulls, &new_slot->tts_tid, rel, UNIQUE_CHECK_YES, true, BuildIndexInfo(irel));
       }
-      outcome = WriteOutcome::kDone;
+      outcome = Direct::kDone;
     } else {
-      outcome = WriteOutcome::kUseSql;  // changed concurrently, or earlier in this command
+      outcome = Direct::kUseSql;  // changed concurrently, or earlier in this command
     }
     ExecDropSingleTupleTableSlot(new_slot);
   }
@@ -402,7 +433,7 @@ WriteOutcome DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, c
   UnregisterSnapshot(snapshot);
   index_close(irel, NoLock);
   table_close(rel, NoLock);
-  if (outcome == WriteOutcome::kDone) CommandCounterIncrement();
+  if (outcome == Direct::kDone) CommandCounterIncrement();
   return outcome;
 }
 
@@ -410,19 +441,13 @@ WriteOutcome DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, c
 void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
   EnsurePlans(FunctionSchema(fcinfo));
   pg_uuid_t hash = KeyHash(key);
-  bool try_update = true;  // false once we know there is no row to update
-  for (int attempt = 0; g_direct_writes && OidIsValid(g_plans.index) && attempt < 2; attempt++) {
-    auto outcome = static_cast<WriteOutcome>(Guarded([&] {
-      return static_cast<int>(DirectUpdate(hash, key, value, kind, expires, expires_at));
-    }));
-    if (outcome == WriteOutcome::kDone) {
-      StatsAdd(kStatSets);
-      return;
-    }
-    if (outcome == WriteOutcome::kNoRow) try_update = false;
-    if (outcome != WriteOutcome::kPlansChanged) break;
-    EnsurePlans(FunctionSchema(fcinfo));
+  Direct outcome =
+      RunDirect(fcinfo, g_direct_writes, [&] { return DirectUpdate(hash, key, value, kind, expires, expires_at); });
+  if (outcome == Direct::kDone) {
+    StatsAdd(kStatSets);
+    return;
   }
+  bool try_update = outcome != Direct::kNoRow;  // no row: insert at once
   Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
                      TimestampTzGetDatum(expires_at)};
   const char nulls[5] = {' ', ' ', ' ', ' ', expires ? ' ' : 'n'};
@@ -466,40 +491,27 @@ struct Entry {
   Datum value = 0;
 };
 
-// What an index-scan read did.
-enum class ScanOutcome { kDone, kUseSql, kPlansChanged };
-
 // One probe of the key_hash index, outside any executor, under `snapshot` or,
 // when that is null, under a fresh one (the one SPI would take for a volatile
-// function). kUseSql: nothing was read, the SQL path must be used (row level
-// security, no table-level SELECT). kPlansChanged: an invalidation arrived
-// while the table was being locked; prepare again and retry. Plain PostgreSQL
-// calls only: it runs inside one Guarded() step.
-ScanOutcome IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool want_value,
+// function). kUseSql: nothing was read (row level security, no table-level
+// SELECT). Plain PostgreSQL calls only: it runs inside one Guarded() step.
+Direct IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool want_value,
                           Snapshot snapshot, Entry *out) {
   Relation rel = table_open(g_plans.relid, AccessShareLock);
   // Locking processes pending invalidations: the table may have changed
   // since the plans (and the column numbers checked with them) were made.
   if (!g_plans.valid) {
     table_close(rel, AccessShareLock);
-    return ScanOutcome::kPlansChanged;
+    return Direct::kPlansChanged;
   }
   if (rel->rd_rel->relrowsecurity || pg_class_aclcheck(g_plans.relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
     table_close(rel, AccessShareLock);
-    return ScanOutcome::kUseSql;
+    return Direct::kUseSql;
   }
   Relation irel = index_open(g_plans.index, AccessShareLock);
   bool own_snapshot = snapshot == nullptr;
-  if (own_snapshot) {
-    // As SPI does for a volatile function: see everything done so far,
-    // including earlier in the calling statement.
-    CommandCounterIncrement();
-    snapshot = RegisterSnapshot(GetTransactionSnapshot());
-  }
-  ScanKeyData skey;
-  ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&hash));
-  IndexScanDesc scan = index_beginscan(rel, irel, snapshot, 1, 0);
-  index_rescan(scan, &skey, 1, nullptr, 0);
+  if (own_snapshot) snapshot = FreshSnapshot();
+  IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
   TupleTableSlot *slot = table_slot_create(rel, nullptr);
   const char *key_data = VARDATA_ANY(key);
   Size key_len = VARSIZE_ANY_EXHDR(key);
@@ -523,7 +535,7 @@ ScanOutcome IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz no
   if (own_snapshot) UnregisterSnapshot(snapshot);
   index_close(irel, NoLock);
   table_close(rel, NoLock);
-  return ScanOutcome::kDone;
+  return Direct::kDone;
 }
 
 // The live entry for `key`, if any, read under `snapshot` (null: a fresh
@@ -533,15 +545,9 @@ Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot s
   TimestampTz now = GetCurrentTimestamp();
   Entry entry;
   EnsurePlans(FunctionSchema(fcinfo));
-  // Guarded() returns scalars: the outcome travels as an int.
-  for (int attempt = 0; g_index_scan_reads && OidIsValid(g_plans.index) && attempt < 2; attempt++) {
-    auto outcome = static_cast<ScanOutcome>(Guarded([&] {
-      return static_cast<int>(IndexScanFind(key, hash, now, want_value, snapshot, &entry));
-    }));
-    if (outcome == ScanOutcome::kDone) return entry;
-    if (outcome == ScanOutcome::kUseSql) break;
-    EnsurePlans(FunctionSchema(fcinfo));  // kPlansChanged: prepare again, retry
-  }
+  if (RunDirect(fcinfo, g_index_scan_reads,
+                [&] { return IndexScanFind(key, hash, now, want_value, snapshot, &entry); }) == Direct::kDone)
+    return entry;
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
   SpiCall spi;
   if (spi.Execute(want_value ? kGetValue : kGetExpiry, values, nullptr, 1, snapshot) > 0) {
@@ -705,10 +711,7 @@ FPC_SQL_FUNCTION(cache_mget) {
   MemoryContext per_key = Guarded([] {
     return AllocSetContextCreate(CurrentMemoryContext, "fastpgcache mget", ALLOCSET_DEFAULT_SIZES);
   });
-  Snapshot snapshot = Guarded([] {
-    CommandCounterIncrement();
-    return RegisterSnapshot(GetTransactionSnapshot());
-  });
+  Snapshot snapshot = Guarded([] { return FreshSnapshot(); });
   for (text *key : keys) {
     Datum row[2] = {PointerGetDatum(key), 0};
     bool nulls[2] = {key == nullptr, true};
