@@ -820,6 +820,11 @@ def machine_desc():
 def report(cfg, res):
     L = []
     w = L.append
+
+    def details(summary, text):
+        """A collapsed code block."""
+        L.extend([f"<details><summary>{summary}</summary>", "", "```", text, "```", "</details>", ""])
+
     main = res.get("main", {})
     w(f"# FastPgCache benchmark, {cfg.started:%Y-%m-%d %H:%M} UTC ({cfg.mode} run)")
     w("")
@@ -940,13 +945,7 @@ def report(cfg, res):
         w("`EXPLAIN (ANALYZE, BUFFERS)` of each statement as a generic prepared plan, on the preloaded table.")
         w("")
         for op, text in res["plans"].items():
-            w(f"<details><summary>plain SQL {op}</summary>")
-            w("")
-            w("```")
-            w(text)
-            w("```")
-            w("</details>")
-            w("")
+            details(f"plain SQL {op}", text)
     sc = res.get("scaling")
     if sc:
         w(f"## Scaling: the same get/set at more keys ({cfg.scale_clients} clients)")
@@ -1027,13 +1026,7 @@ def report(cfg, res):
             w(f"| {LABEL[r['impl']]} | {op_label(r['impl'], r['op'])} | {r['ir']:,.0f} | {r['ir'] / base:.2f} |")
         w("")
         for name, text in pr["annotations"].items():
-            w(f"<details><summary>callgrind_annotate: {name}</summary>")
-            w("")
-            w("```")
-            w(text)
-            w("```")
-            w("</details>")
-            w("")
+            details(f"callgrind_annotate: {name}", text)
     if res.get("errors"):
         w("## Errors")
         w("")
