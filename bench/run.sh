@@ -74,28 +74,11 @@ trap 'exit 130' INT TERM
 
 if [ "$build" = 1 ]; then
   # Build from a private copy of the working tree, and install into a
-  # private copy of the PostgreSQL tree (make install DESTDIR=...): on a
-  # shared machine other people build and install in the same places, and
-  # the benchmark must measure the code it built, whatever they install.
-  echo "==> building the extension (make WERROR=1 && make install DESTDIR=<private tree>)"
-  mkdir -p "$work/build"
-  (cd "$root" && tar --exclude=.git --exclude=bench/results --exclude='*.o' --exclude='*.so' -cf - .) \
-    | tar -C "$work/build" -xf -
-  make -s -C "$work/build" WERROR=1 >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
-  inst="$work/inst"
-  make -s -C "$work/build" install DESTDIR="$inst" >>"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
-  # PostgreSQL finds its lib and share directories relative to its binary:
-  # complete the private tree with copies of the binaries and links to the
-  # rest of the system installation.
-  pgbin=$(pg_config --bindir); pglib=$(pg_config --pkglibdir); pgshare=$(pg_config --sharedir)
-  mkdir -p "$inst$pgbin" "$inst$pglib" "$inst$pgshare/extension"
-  cp "$pgbin/postgres" "$pgbin/pg_ctl" "$pgbin/initdb" "$inst$pgbin/"
-  for f in "$pglib"/* "$pgshare"/* "$pgshare"/extension/*; do
-    rel=${f#/}
-    [ -e "$inst/$rel" ] || [ "$f" = "$pgshare/extension" ] || ln -s "$f" "$inst/$rel"
-  done
-  chmod -R a+rX "$inst"
-  export PATH="$inst$pgbin:$PATH"
+  # private copy of the PostgreSQL tree: on a shared machine other people
+  # build and install in the same places, and the benchmark must measure the
+  # code it built, whatever they install.
+  echo "==> building the extension into a private install tree"
+  private_install "$root" "$work"
 fi
 pg_port=$(free_port)
 echo "==> starting PostgreSQL on 127.0.0.1:$pg_port"

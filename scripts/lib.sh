@@ -1,8 +1,40 @@
 # Shared shell helpers: throwaway PostgreSQL clusters. Source this file.
 # When run as root (as CI does), PostgreSQL runs as the 'postgres' OS user.
 
-PG_BINDIR=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 export PATH="$PG_BINDIR:$PATH"
+
+# private_install SRC DIR
+# Builds the extension from a copy of the tree SRC (warnings are errors) and
+# installs it into a private copy of the PostgreSQL installation in DIR/inst
+# (make install DESTDIR=...). PostgreSQL finds its lib and share directories
+# relative to its own binary, so the copy holds the server binaries and
+# pg_config and links to the rest of the system installation. Exports PATH,
+# PG_BINDIR and PGBIN pointing at the copy: clusters started afterwards load
+# exactly the code built here, whatever else gets installed on the machine
+# meanwhile (several checkouts can test at once).
+private_install() {
+  local src=$1 dir=$2
+  local build="$dir/build" inst="$dir/inst"
+  local pgbin pglib pgshare f rel
+  pgbin=$(pg_config --bindir); pglib=$(pg_config --pkglibdir); pgshare=$(pg_config --sharedir)
+  mkdir -p "$build"
+  (cd "$src" && tar --exclude=.git --exclude=bench/results --exclude=build --exclude='*.o' --exclude='*.so' \
+      --exclude='*.bc' -cf - .) | tar -C "$build" -xf -
+  make -s -C "$build" WERROR=1 >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; return 1; }
+  make -s -C "$build" install DESTDIR="$inst" >>"$dir/build.log" 2>&1 || { cat "$dir/build.log"; return 1; }
+  mkdir -p "$inst$pgbin" "$inst$pglib" "$inst$pgshare/extension"
+  for f in postgres pg_ctl initdb pg_config pg_basebackup; do
+    [ -e "$pgbin/$f" ] && cp "$pgbin/$f" "$inst$pgbin/"
+  done
+  for f in "$pgbin"/* "$pglib"/* "$pgshare"/* "$pgshare"/extension/*; do
+    rel=${f#/}
+    [ -e "$inst/$rel" ] || [ "$f" = "$pgshare/extension" ] || ln -s "$f" "$inst/$rel"
+  done
+  chmod -R a+rX "$dir"
+  export PG_BINDIR="$inst$pgbin" PGBIN="$inst$pgbin"
+  export PATH="$PG_BINDIR:$PATH"
+}
 
 # Runs a command as the OS user that owns the clusters.
 as_pg() {

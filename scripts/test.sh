@@ -7,19 +7,17 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 bash scripts/deps.sh
-echo "==> building (warnings are errors)"
-make -s clean >/dev/null
-make -s WERROR=1
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-$sudo make -s install >/dev/null
-
 source scripts/lib.sh
 tmp=$(mktemp -d /tmp/fastpgcache-test.XXXXXX)
 chmod 755 "$tmp"
-port=$(free_port)
 cleanup() { cluster_stop "$tmp"; rm -rf "$tmp"; }
 trap cleanup EXIT
+# Every suite runs against the code built here: the extension is installed
+# into a private copy of the PostgreSQL installation (see private_install),
+# never over the system's.
+echo "==> building (warnings are errors) into a private install tree"
+private_install "$root" "$tmp"
+port=$(free_port)
 echo "==> starting a throwaway cluster on 127.0.0.1:$port"
 cluster_start "$tmp" "$port"
 export PGHOST="$tmp/sock" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
