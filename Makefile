@@ -9,7 +9,7 @@ PGFILEDESC = "fastpgcache - Redis-style cache inside PostgreSQL"
 PG_CONFIG ?= pg_config
 
 # PostgreSQL headers as system headers: -Wextra applies to our code only.
-PG_CPPFLAGS = -I$(srcdir)/include -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CPPFLAGS = -I$(srcdir)/src -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra
 ifdef WERROR
 PG_CXXFLAGS += -Werror

@@ -22,7 +22,7 @@
 // the key, so keys of any length fit in the btree. Lookups compare the full
 // key as well, so a collision can never return another key's value.
 
-#include "fastpgcache/pg_bridge.hpp"
+#include "pg_bridge.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -65,10 +65,10 @@ extern "C" {
 #include <unordered_map>
 #include <vector>
 
-#include "fastpgcache/cache.hpp"
-#include "fastpgcache/error.hpp"
-#include "fastpgcache/sha256.hpp"
-#include "fastpgcache/stats.hpp"
+#include "cache.hpp"
+#include "error.hpp"
+#include "sha256.hpp"
+#include "stats.hpp"
 
 namespace fastpgcache {
 namespace {

@@ -1,10 +1,10 @@
 // Module entry point.
 
-#include "fastpgcache/pg_bridge.hpp"
+#include "pg_bridge.hpp"
 
-#include "fastpgcache/cache.hpp"
-#include "fastpgcache/stats.hpp"
-#include "fastpgcache/worker.hpp"
+#include "cache.hpp"
+#include "stats.hpp"
+#include "worker.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;

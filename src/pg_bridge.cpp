@@ -1,11 +1,11 @@
 // The catch-all half of every SQL-callable shim: see pg_bridge.hpp.
 
-#include "fastpgcache/pg_bridge.hpp"
+#include "pg_bridge.hpp"
 
 #include <cstring>
 #include <new>
 
-#include "fastpgcache/error.hpp"
+#include "error.hpp"
 
 namespace fastpgcache {
 namespace {

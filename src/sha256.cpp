@@ -1,7 +1,7 @@
 // SHA-256 as specified in FIPS 180-4, written for this project.
 // A regression test checks it against PostgreSQL's own sha256().
 
-#include "fastpgcache/sha256.hpp"
+#include "sha256.hpp"
 
 #include <cstring>
 

@@ -11,7 +11,7 @@
 // its transaction later rolls back. After a crash-restart (or a server
 // restart) they start again from zero, like the UNLOGGED table itself.
 
-#include "fastpgcache/pg_bridge.hpp"
+#include "pg_bridge.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -28,7 +28,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
-#include "fastpgcache/stats.hpp"
+#include "stats.hpp"
 
 namespace fastpgcache {
 namespace {

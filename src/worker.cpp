@@ -48,7 +48,7 @@
 // destructor is alive across a PostgreSQL call, and errors in a cycle are
 // caught with PG_TRY, reported, and the transaction aborted.
 
-#include "fastpgcache/pg_bridge.hpp"
+#include "pg_bridge.hpp"
 
 extern "C" {
 #include <signal.h>
@@ -90,8 +90,8 @@ extern "C" {
 PGDLLEXPORT void fastpgcache_worker_main(Datum main_arg);
 }
 
-#include "fastpgcache/stats.hpp"
-#include "fastpgcache/worker.hpp"
+#include "stats.hpp"
+#include "worker.hpp"
 
 namespace fastpgcache {
 namespace {
