@@ -1,10 +1,173 @@
-// The cache functions (src/cache.cpp). Pure C++ declarations.
+// The cache core: what the SQL functions (sql_api.cpp) are built from.
+//
+//   plans.cpp        the kept SPI plans (the SQL path) and when to prepare
+//                    them again
+//   table_shape.cpp  when the direct paths may be used on the table
+//   read_path.cpp    finding a live entry: one probe of the key_hash index,
+//                    or the SQL path
+//   write_path.cpp   writing: the in-place overwrite, or the SQL path
+//
+// A backend header: include it after pg_bridge.hpp's PostgreSQL headers (it
+// includes pg_bridge.hpp itself, first).
 #pragma once
+
+#include "pg_bridge.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "executor/spi.h"
+#include "utils/rel.h"
+#include "utils/snapshot.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+}
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "error.hpp"
 
 namespace fastpgcache {
 
-// Defines the cache functions' settings (fastpgcache.index_scan_reads).
-// Called from _PG_init.
-void DefineCacheSettings();
+// How a value was stored: kept in the "kind" column.
+constexpr char kKindText = 't';
+constexpr char kKindJson = 'j';
+constexpr char kKindBytes = 'b';
+
+// Column numbers of cache_entries that the direct paths rely on.
+constexpr AttrNumber kAttKeyHash = 1;
+constexpr AttrNumber kAttExpiresAt = 2;
+constexpr AttrNumber kAttKind = 3;
+constexpr AttrNumber kAttKey = 4;
+constexpr AttrNumber kAttValue = 5;
+
+// ---------------------------------------------------------------- plans.cpp
+
+enum PlanId { kGetValue, kGetExpiry, kUpdate, kUpsert, kMultiUpsert, kDelete, kCleanup, kPlanCount };
+
+// Per-backend plan cache. Plain data only: it is constant-initialised, so
+// loading the library runs no constructor.
+struct PlanCache {
+  bool valid;
+  bool callback_registered;
+  Oid schema;
+  uint32 schema_hash;  // syscache hash of the schema's pg_namespace row
+  Oid relid;
+  Oid index;  // the key_hash btree, or InvalidOid if reads must use SQL
+  SPIPlanPtr plans[kPlanCount];
+};
+extern PlanCache g_plans;
+
+// Makes sure the kept plans exist for the schema `schema`.
+void EnsurePlans(Oid schema);
+
+// The schema the called function lives in (the extension's schema).
+Oid FunctionSchema(FunctionCallInfo fcinfo);
+
+// An SPI connection for one call. Finish() on success; on an exception the
+// connection is left to the transaction (or subtransaction) abort that the
+// shim's ereport() starts, which is how PostgreSQL cleans up after errors.
+class SpiCall {
+ public:
+  SpiCall();
+  SpiCall(const SpiCall &) = delete;
+  SpiCall &operator=(const SpiCall &) = delete;
+
+  // Runs a kept plan; returns the number of rows processed or returned.
+  // With a snapshot, the statement runs under it instead of a fresh one.
+  uint64 Execute(PlanId id, Datum *values, const char *nulls, long max_rows, Snapshot snapshot = nullptr);
+  // Column `col` (1-based) of result row `row`.
+  Datum Column(uint64 row, int col, bool *isnull);
+  // A detoasted copy of a varlena datum, made in the caller's memory context
+  // so that it outlives the SPI connection.
+  Datum CopyOut(Datum value);
+  void Finish();
+
+ private:
+  MemoryContext outer_;
+};
+
+// ---------------------------------------------------------- table_shape.cpp
+
+// True if the table has exactly the columns, in the order, that the
+// index-scan reads decode, and `index` is a plain btree on key_hash alone.
+bool ShapeAllowsIndexScan(Oid relid, Oid index);
+
+// True if an overwrite of `rel` may skip the executor: nothing else has to
+// run on an update (triggers, row level security, CHECK constraints, other
+// indexes, inheritance) and the caller has table-level UPDATE and SELECT.
+bool PlainForDirectWrite(Relation rel, Oid index);
+
+// ------------------------------------------------------------ read_path.cpp
+
+// The key's index entry: the first 16 bytes of its SHA-256.
+pg_uuid_t KeyHash(const text *key);
+
+// What a direct step (an index-scan read, an in-place overwrite) did.
+// kUseSql: nothing was done, the SQL path must be used. kNoRow: an overwrite
+// found no row to update. kPlansChanged: an invalidation arrived while the
+// table was being locked; prepare again and retry.
+enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged };
+
+// Runs a direct step (a Guarded() callback returning Direct) at most twice,
+// preparing the plans again when they changed under it. Returns kUseSql when
+// the step is disabled (`enabled` false) or the table's shape does not allow
+// it.
+template <typename Step>
+Direct RunDirect(FunctionCallInfo fcinfo, bool enabled, Step step) {
+  for (int attempt = 0; enabled && OidIsValid(g_plans.index) && attempt < 2; attempt++) {
+    // Guarded() returns scalars: the outcome travels as an int.
+    auto outcome = static_cast<Direct>(Guarded([&] { return static_cast<int>(step()); }));
+    if (outcome != Direct::kPlansChanged) return outcome;
+    EnsurePlans(FunctionSchema(fcinfo));
+  }
+  return Direct::kUseSql;
+}
+
+// A snapshot as SPI takes one for a volatile function: after a command
+// counter increment, so that everything done so far is seen, including
+// earlier in the calling statement. The caller unregisters it.
+Snapshot FreshSnapshot();
+
+// Starts a scan of the key_hash index for `hash`.
+IndexScanDesc BeginHashScan(Relation rel, Relation irel, Snapshot snapshot, const pg_uuid_t &hash);
+
+// A live entry: its value (a detoasted copy in the caller's memory context,
+// when asked for), kind and expiry.
+struct Entry {
+  bool found = false;
+  char kind = kKindText;
+  bool expires = false;
+  TimestampTz expires_at = 0;
+  Datum value = 0;
+};
+
+// The live entry for `key`, if any, read under `snapshot` (null: a fresh
+// snapshot for this read alone).
+Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot snapshot = nullptr);
+
+// Find() for the cache_get* functions, which count hits and misses.
+Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot = nullptr);
+
+// Makes sure a value can be returned as text in the database encoding.
+void CheckText(const Entry &entry);
+
+// ----------------------------------------------------------- write_path.cpp
+
+// Writes one entry; value is a varlena of the given kind.
+void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at);
+
+// Deletes the entry of `key`; true if it was live.
+bool Delete(FunctionCallInfo fcinfo, const text *key);
+
+// Deletes every expired entry; returns how many.
+uint64 Cleanup(FunctionCallInfo fcinfo);
+
+// Sets keys[i] to values[i] (text) in one statement; a key given twice keeps
+// its last value.
+void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
+              bool expires, TimestampTz expires_at);
 
 }  // namespace fastpgcache

@@ -1,5 +1,5 @@
-// Shared-memory counters and the cache_stats() / cache_stats_reset() SQL
-// functions.
+// Shared-memory counters, and the bodies of the cache_stats() /
+// cache_stats_reset() SQL functions (their shims are in sql_api.cpp).
 //
 // The counters are pg_atomic_uint64 in a small struct allocated in the main
 // shared memory segment: shmem_request_hook (PostgreSQL 15) reserves it and
@@ -81,10 +81,6 @@ void StatsInit() {
   shmem_startup_hook = ShmemStartup;
 }
 
-}  // namespace fastpgcache
-
-using namespace fastpgcache;
-
 namespace {
 
 // Output columns of cache_stats(), in order (see fastpgcache--1.0.sql).
@@ -108,8 +104,9 @@ enum StatsColumn {
   kColCount
 };
 
-// Builds the cache_stats() row. Only PostgreSQL calls and plain data: it runs
-// as one guarded step.
+}  // namespace
+
+// Only PostgreSQL calls and plain data: it runs as one guarded step.
 Datum BuildStatsRow(FunctionCallInfo fcinfo) {
   TupleDesc tupdesc;
   if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -168,25 +165,19 @@ Datum BuildStatsRow(FunctionCallInfo fcinfo) {
   return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }
 
-}  // namespace
 
-// cache_stats() RETURNS record (see the OUT parameters in the SQL script).
-FPC_SQL_FUNCTION(cache_stats) {
-  return Guarded([&] { return BuildStatsRow(fcinfo); });
-}
-
-// cache_stats_reset() RETURNS boolean: zeroes the counters; false (with a
-// NOTICE) when there are no shared-memory counters to reset.
-FPC_SQL_FUNCTION(cache_stats_reset) {
+bool StatsReset() {
   if (g_shared == nullptr) {
     Guarded([] {
       ereport(NOTICE, (errmsg("fastpgcache counters are not available"),
                        errdetail("The counters live in shared memory, which needs "
                                  "shared_preload_libraries = 'fastpgcache'.")));
     });
-    return BoolGetDatum(false);
+    return false;
   }
   for (auto &counter : g_shared->counters) pg_atomic_write_u64(&counter, 0);
   pg_atomic_write_u64(&g_shared->reset_at, static_cast<uint64>(GetCurrentTimestamp()));
-  return BoolGetDatum(true);
+  return true;
 }
+
+}  // namespace fastpgcache

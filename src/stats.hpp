@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+struct FunctionCallInfoBaseData;
+
 namespace fastpgcache {
 
 enum StatCounter {
@@ -36,5 +38,11 @@ bool StatsAvailable() noexcept;
 // Called from _PG_init: installs the shared-memory hooks when the library is
 // being preloaded.
 void StatsInit();
+
+// Bodies of cache_stats() and cache_stats_reset() (sql_api.cpp). The row is
+// built as one guarded step; the reset returns false, with a NOTICE, when
+// there are no counters.
+uintptr_t BuildStatsRow(FunctionCallInfoBaseData *fcinfo);
+bool StatsReset();
 
 }  // namespace fastpgcache

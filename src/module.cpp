@@ -1,0 +1,21 @@
+// Module entry point.
+
+#include "pg_bridge.hpp"
+
+#include "guc.hpp"
+#include "stats.hpp"
+#include "worker/worker.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+}
+
+// Defines the settings; when preloaded, also reserves the shared-memory
+// counters and registers the expiry worker.
+void _PG_init(void) {
+  fastpgcache::DefineSettings();
+  fastpgcache::worker::RegisterStaticWorker();
+  fastpgcache::StatsInit();
+}

@@ -1,0 +1,150 @@
+// Finding a live entry.
+//
+// Reads take a shorter road when they may: one probe of the primary key index
+// (index_beginscan on key_hash with the uuid btree's own equality), with the
+// same snapshot, visibility and privilege rules as the SQL, and no second
+// executor. They fall back to the SPI plan when the table has row level
+// security, when the caller lacks table-level SELECT (the SQL then applies
+// column privileges or raises the usual error), when the table does not have
+// the expected shape, or when fastpgcache.index_scan_reads is off.
+//
+// The table's primary key is key_hash: the first 16 bytes of the SHA-256 of
+// the key, so keys of any length fit in the btree. Lookups compare the full
+// key as well, so a collision can never return another key's value.
+
+#include "cache.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "executor/tuptable.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
+}
+
+#include <cstring>
+
+#include "guc.hpp"
+#include "sha256.hpp"
+#include "stats.hpp"
+
+namespace fastpgcache {
+
+pg_uuid_t KeyHash(const text *key) {
+  Sha256Digest digest = Sha256(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+  pg_uuid_t hash;
+  std::memcpy(hash.data, digest.data(), UUID_LEN);
+  return hash;
+}
+
+Snapshot FreshSnapshot() {
+  CommandCounterIncrement();
+  return RegisterSnapshot(GetTransactionSnapshot());
+}
+
+IndexScanDesc BeginHashScan(Relation rel, Relation irel, Snapshot snapshot, const pg_uuid_t &hash) {
+  ScanKeyData skey;
+  ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&hash));
+  IndexScanDesc scan = index_beginscan(rel, irel, snapshot, 1, 0);
+  index_rescan(scan, &skey, 1, nullptr, 0);
+  return scan;
+}
+
+namespace {
+
+// One probe of the key_hash index, outside any executor, under `snapshot` or,
+// when that is null, under a fresh one (the one SPI would take for a volatile
+// function). kUseSql: nothing was read (row level security, no table-level
+// SELECT). Plain PostgreSQL calls only: it runs inside one Guarded() step.
+Direct IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool want_value, Snapshot snapshot,
+                     Entry *out) {
+  Relation rel = table_open(g_plans.relid, AccessShareLock);
+  // Locking processes pending invalidations: the table may have changed
+  // since the plans (and the column numbers checked with them) were made.
+  if (!g_plans.valid) {
+    table_close(rel, AccessShareLock);
+    return Direct::kPlansChanged;
+  }
+  if (rel->rd_rel->relrowsecurity || pg_class_aclcheck(g_plans.relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
+    table_close(rel, AccessShareLock);
+    return Direct::kUseSql;
+  }
+  Relation irel = index_open(g_plans.index, AccessShareLock);
+  bool own_snapshot = snapshot == nullptr;
+  if (own_snapshot) snapshot = FreshSnapshot();
+  IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
+  TupleTableSlot *slot = table_slot_create(rel, nullptr);
+  const char *key_data = VARDATA_ANY(key);
+  Size key_len = VARSIZE_ANY_EXHDR(key);
+  while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    bool isnull;
+    text *row_key = DatumGetTextPP(slot_getattr(slot, kAttKey, &isnull));
+    if (isnull || VARSIZE_ANY_EXHDR(row_key) != key_len || std::memcmp(VARDATA_ANY(row_key), key_data, key_len) != 0)
+      continue;  // another key with the same hash
+    Datum expires_at = slot_getattr(slot, kAttExpiresAt, &isnull);
+    out->expires = !isnull;
+    out->expires_at = isnull ? 0 : DatumGetTimestampTz(expires_at);
+    if (out->expires && out->expires_at <= now) break;  // expired: a miss
+    out->found = true;
+    out->kind = DatumGetChar(slot_getattr(slot, kAttKind, &isnull));
+    // Copied (and detoasted) while the snapshot still protects the row.
+    if (want_value) out->value = PointerGetDatum(PG_DETOAST_DATUM_COPY(slot_getattr(slot, kAttValue, &isnull)));
+    break;
+  }
+  ExecDropSingleTupleTableSlot(slot);
+  index_endscan(scan);
+  if (own_snapshot) UnregisterSnapshot(snapshot);
+  index_close(irel, NoLock);
+  table_close(rel, NoLock);
+  return Direct::kDone;
+}
+
+}  // namespace
+
+Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot snapshot) {
+  pg_uuid_t hash = KeyHash(key);
+  TimestampTz now = GetCurrentTimestamp();
+  Entry entry;
+  EnsurePlans(FunctionSchema(fcinfo));
+  if (RunDirect(fcinfo, guc::index_scan_reads,
+                [&] { return IndexScanFind(key, hash, now, want_value, snapshot, &entry); }) == Direct::kDone)
+    return entry;
+  Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
+  SpiCall spi;
+  if (spi.Execute(want_value ? kGetValue : kGetExpiry, values, nullptr, 1, snapshot) > 0) {
+    bool isnull;
+    entry.found = true;
+    entry.kind = DatumGetChar(spi.Column(0, 2, &isnull));
+    Datum expires_at = spi.Column(0, 3, &isnull);
+    entry.expires = !isnull;
+    entry.expires_at = isnull ? 0 : DatumGetTimestampTz(expires_at);
+    if (want_value) entry.value = spi.CopyOut(spi.Column(0, 1, &isnull));
+  }
+  spi.Finish();
+  return entry;
+}
+
+Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot) {
+  Entry entry = Find(fcinfo, key, true, snapshot);
+  StatsAdd(entry.found ? kStatHits : kStatMisses);
+  return entry;
+}
+
+void CheckText(const Entry &entry) {
+  if (entry.kind != kKindBytes) return;
+  const text *value = reinterpret_cast<const text *>(DatumGetPointer(entry.value));
+  bool valid = Guarded([&] { return pg_verifymbstr(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), true); });
+  if (!valid)
+    throw CacheError(sqlstate::kCharacterNotInRepertoire,
+                     std::string("cached value is not valid text in encoding ") +
+                         Guarded([] { return GetDatabaseEncodingName(); }),
+                     "The value was stored as bytea.", "Use cache_get_bytes() to read it.");
+}
+
+}  // namespace fastpgcache

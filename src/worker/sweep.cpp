@@ -1,0 +1,318 @@
+// The background expiry worker: one cycle of deletes (see main.cpp for the
+// whole picture).
+
+#include "worker/worker.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/bufmgr.h"
+#include "storage/lmgr.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+}
+
+#include "guc.hpp"
+#include "stats.hpp"
+
+namespace fastpgcache {
+namespace worker {
+namespace {
+
+// The batch DELETE; %s is the quoted schema. $1/$2 block range as tids,
+// $3 now, $4 batch size.
+constexpr const char *kDeleteSql =
+    "DELETE FROM %s.cache_entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+    "SELECT ctid FROM %s.cache_entries"
+    " WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
+    " AND expires_at OPERATOR(pg_catalog.<=) $3"
+    " LIMIT $4 FOR UPDATE SKIP LOCKED)) RETURNING ctid";
+
+// The schema of the installed extension, InvalidOid when not installed.
+// PostgreSQL 15 exports no get_extension_schema(): read pg_extension.
+Oid ExtensionSchema() {
+  Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+  ScanKeyData key;
+  ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ, CStringGetDatum("fastpgcache"));
+  SysScanDesc scan = systable_beginscan(rel, ExtensionNameIndexId, true, nullptr, 1, &key);
+  HeapTuple tuple = systable_getnext(scan);
+  Oid nsp = HeapTupleIsValid(tuple) ? reinterpret_cast<Form_pg_extension>(GETSTRUCT(tuple))->extnamespace
+                                    : InvalidOid;
+  systable_endscan(scan);
+  table_close(rel, AccessShareLock);
+  return nsp;
+}
+
+// Makes g_state.plan the DELETE plan for table relid in schema nsp, both
+// locked by the caller in every mode the plan uses. Raises errors.
+//
+// The plan is prepared again whenever the schema's oid or NAME, or the
+// table's oid, differs from what it was prepared for, or PostgreSQL has
+// marked it invalid. The last case matters because the plan cache re-parses
+// an invalidated plan from its SQL text, which names the schema: after ALTER
+// SCHEMA s RENAME TO t it would look for s.cache_entries, which may not exist
+// or may be another table created later in a new schema s (and the worker
+// runs as a superuser). Preparing it ourselves from the current name, and
+// checking that it reads and writes only relid, rules that out. Between this
+// check and SPI_execute_plan nothing takes a lock that the caller does not
+// hold already, so no invalidation is processed and the plan cache has no
+// reason to re-parse.
+void PreparePlan(Oid nsp, Oid relid) {
+  const char *nspname = get_namespace_name(nsp);
+  if (nspname == nullptr) elog(ERROR, "fastpgcache worker: schema %u of the extension does not exist", nsp);
+  if (g_state.plan != nullptr && SPI_plan_is_valid(g_state.plan) && g_state.nspid == nsp &&
+      g_state.relid == relid && strcmp(g_state.nspname, nspname) == 0)
+    return;
+
+  bool moved = g_state.relid != relid || strcmp(g_state.nspname, nspname) != 0;
+  if (g_state.plan != nullptr) SPI_freeplan(g_state.plan);
+  g_state.plan = nullptr;
+  g_state.nspid = InvalidOid;
+  g_state.nspname[0] = '\0';
+  g_state.relid = InvalidOid;
+
+  const char *schema = quote_identifier(nspname);
+  char *sql = psprintf(kDeleteSql, schema, schema);
+  Oid argtypes[4] = {TIDOID, TIDOID, TIMESTAMPTZOID, INT8OID};
+  SPIPlanPtr plan = SPI_prepare_cursor(sql, 4, argtypes, CURSOR_OPT_GENERIC_PLAN);
+  if (plan == nullptr) elog(ERROR, "fastpgcache worker: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+  // The text was parsed by name: make sure the name still meant relid.
+  bool right_table = true;
+  ListCell *lc;
+  foreach (lc, SPI_plan_get_plan_sources(plan)) {
+    CachedPlanSource *source = static_cast<CachedPlanSource *>(lfirst(lc));
+    ListCell *lr;
+    foreach (lr, source->relationOids) right_table = right_table && lfirst_oid(lr) == relid;
+  }
+  if (!right_table) {
+    SPI_freeplan(plan);
+    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                    errmsg("fastpgcache worker: schema \"%s\" changed while the worker prepared its plan", nspname),
+                    errdetail("The worker tries again next cycle.")));
+  }
+  if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache worker: SPI_keepplan failed");
+  g_state.plan = plan;
+  g_state.nspid = nsp;
+  strlcpy(g_state.nspname, nspname, NAMEDATALEN);
+  g_state.relid = relid;
+  if (moved) {
+    // Another table (CREATE EXTENSION again) or a renamed schema: log it and
+    // start a new pass.
+    g_state.pos = 0;
+    g_state.pass_started = GetCurrentTimestamp();
+    ereport(LOG, (errmsg("fastpgcache worker: removing expired entries from %s.cache_entries in database \"%s\"",
+                         schema, g_state.dbname)));
+  }
+}
+
+struct BatchResult {
+  bool installed;       // the extension exists
+  bool busy;            // the table is locked by someone else: skipped
+  uint64 deleted;       // rows deleted
+  BlockNumber nblocks;  // table size when the batch ran
+  BlockNumber advanced; // blocks the sweep position moved forward
+  bool wrapped;         // the sweep reached the end of the table
+};
+
+// One batch: one transaction, one range. Raises PostgreSQL errors (caught by
+// RunCycle).
+void RunBatch(BatchResult *out) {
+  *out = BatchResult{};
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "fastpgcache worker: SPI_connect failed");
+  PushActiveSnapshot(GetTransactionSnapshot());
+  pgstat_report_activity(STATE_RUNNING, "fastpgcache: deleting expired entries");
+
+  Oid nsp = ExtensionSchema();
+  Oid relid = OidIsValid(nsp) ? get_relname_relid("cache_entries", nsp) : InvalidOid;
+  // Never queue for the table lock: if someone holds a conflicting lock
+  // (DROP EXTENSION, TRUNCATE, LOCK TABLE, CREATE INDEX ...), skip this
+  // cycle rather than wait and make later lockers wait behind the worker.
+  // Both modes the DELETE plan takes are taken here (RowExclusiveLock for the
+  // DELETE, RowShareLock for FOR UPDATE in its subquery), so that running the
+  // plan takes no new lock (see PreparePlan).
+  bool locked = OidIsValid(relid) && ConditionalLockRelationOid(relid, RowExclusiveLock) &&
+                ConditionalLockRelationOid(relid, RowShareLock);
+  if (locked) {
+    // Taking the lock processed the invalidations committed so far (DROP
+    // EXTENSION, ALTER SCHEMA RENAME ...): look again. If the answer changed
+    // under us, skip this cycle and look afresh next time.
+    AcceptInvalidationMessages();
+    if (ExtensionSchema() != nsp || get_relname_relid("cache_entries", nsp) != relid) {
+      out->installed = true;
+      out->busy = true;
+      locked = false;
+      relid = InvalidOid;
+    }
+  }
+  Relation rel = locked ? try_table_open(relid, NoLock) : nullptr;
+  if (out->busy) {
+    // catalog changed while locking: try again next cycle
+  } else if (OidIsValid(relid) && !locked) {
+    out->installed = true;
+    out->busy = true;
+  } else if (rel != nullptr) {
+    out->installed = true;
+    if (g_state.ext_state != 1) {
+      g_state.pos = 0;
+      g_state.pass_started = GetCurrentTimestamp();
+    }
+    g_state.ext_state = 1;
+
+    BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+    table_close(rel, NoLock);  // the lock is kept until commit
+    out->nblocks = nblocks;
+
+    PreparePlan(nsp, relid);
+    if (g_state.pos >= nblocks) {
+      out->wrapped = true;
+      g_state.pos = 0;
+    } else {
+      BlockNumber start = g_state.pos;
+      BlockNumber end = nblocks - start > kBlocksPerBatch ? start + kBlocksPerBatch : nblocks;
+      ItemPointerData from, to;
+      ItemPointerSet(&from, start, 0);
+      ItemPointerSet(&to, end, 0);
+      Datum values[4] = {PointerGetDatum(&from), PointerGetDatum(&to),
+                         TimestampTzGetDatum(GetCurrentTimestamp()), Int64GetDatum(guc::cleanup_batch_size)};
+      int rc = SPI_execute_plan(g_state.plan, values, nullptr, false, 0);
+      if (rc != SPI_OK_DELETE_RETURNING)
+        elog(ERROR, "fastpgcache worker: DELETE failed: %s", SPI_result_code_string(rc));
+      out->deleted = SPI_processed;
+      BlockNumber next = end;
+      if (out->deleted >= static_cast<uint64>(guc::cleanup_batch_size)) {
+        // A full batch: the range may hold more. Continue from the last
+        // block this batch deleted from.
+        BlockNumber last = start;
+        for (uint64 i = 0; i < SPI_processed; i++) {
+          bool isnull;
+          Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+          if (!isnull) {
+            BlockNumber b = ItemPointerGetBlockNumber(reinterpret_cast<ItemPointer>(DatumGetPointer(d)));
+            if (b > last) last = b;
+          }
+        }
+        next = last;
+      }
+      out->advanced = next - start;
+      g_state.pos = next;
+      if (next >= nblocks) {
+        out->wrapped = true;
+        g_state.pos = 0;
+      }
+    }
+  } else {
+    if (g_state.ext_state != -1)
+      ereport(LOG, (errmsg("fastpgcache worker: extension \"fastpgcache\" is not installed in database \"%s\"; "
+                           "waiting for CREATE EXTENSION",
+                           g_state.dbname)));
+    g_state.ext_state = -1;
+    if (g_state.plan != nullptr) SPI_freeplan(g_state.plan);
+    g_state.plan = nullptr;
+    g_state.nspid = InvalidOid;
+    g_state.nspname[0] = '\0';
+    g_state.relid = InvalidOid;
+    g_state.pos = 0;
+  }
+
+  SPI_finish();
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+}  // namespace
+
+void ReloadConfigIfAsked() {
+  if (ConfigReloadPending) {
+    ConfigReloadPending = false;
+    ProcessConfigFile(PGC_SIGHUP);
+  }
+}
+
+// Runs batches until the table has been covered once or the time cap is hit.
+// Catches errors: they are logged, and the worker tries again next cycle.
+void RunCycle(CycleResult *out) {
+  MemoryContext cxt = CurrentMemoryContext;
+  // volatile: read after a longjmp into this frame.
+  volatile uint64 deleted = 0;
+  volatile bool installed = false;
+  volatile bool capped = false;
+  volatile bool failed = false;
+  TimestampTz started = GetCurrentTimestamp();
+
+  QueryCancelPending = false;  // a cancel sent before this cycle: ignored
+  g_cancel_allowed = true;
+  PG_TRY();
+  {
+    BlockNumber covered = 0;
+    for (;;) {
+      BatchResult batch;
+      RunBatch(&batch);
+      installed = batch.installed;
+      if (!batch.installed || batch.busy) break;
+      deleted += batch.deleted;
+      StatsAdd(kStatExpiredByWorker, batch.deleted);
+      covered += batch.advanced;
+      TimestampTz now = GetCurrentTimestamp();
+      if (batch.wrapped) {
+        StatsAdd(kStatWorkerPasses, 1);
+        StatsSet(kStatLastPassMicros, static_cast<uint64>(now - g_state.pass_started));
+        g_state.pass_started = now;
+      }
+      if (covered >= batch.nblocks || (batch.wrapped && batch.nblocks == 0)) break;
+      if (TimestampDifferenceExceeds(started, now, guc::cleanup_max_time_ms)) {
+        // A backlog: at least one full batch of expired rows this cycle.
+        capped = deleted >= static_cast<uint64>(guc::cleanup_batch_size);
+        break;
+      }
+      CHECK_FOR_INTERRUPTS();
+      ReloadConfigIfAsked();
+    }
+  }
+  PG_CATCH();
+  {
+    HOLD_INTERRUPTS();
+    MemoryContextSwitchTo(cxt);
+    EmitErrorReport();
+    AbortCurrentTransaction();
+    FlushErrorState();
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    RESUME_INTERRUPTS();
+    failed = true;
+  }
+  PG_END_TRY();
+  // From here on a cancel would end the worker: stop taking them, then drop
+  // one that arrived after the last CHECK_FOR_INTERRUPTS() of the cycle.
+  g_cancel_allowed = false;
+  QueryCancelPending = false;
+
+  TimestampTz ended = GetCurrentTimestamp();
+  StatsAdd(kStatWorkerCycles, 1);
+  StatsSet(kStatLastCycleMicros, static_cast<uint64>(ended - started));
+  StatsSet(kStatLastCycleRows, deleted);
+  pgstat_report_stat(false);
+  out->installed = installed;
+  out->failed = failed;
+  out->capped = capped;
+  out->deleted = deleted;
+}
+
+}  // namespace worker
+}  // namespace fastpgcache
