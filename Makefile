@@ -3,7 +3,7 @@
 EXTENSION = fastpgcache
 MODULE_big = fastpgcache
 OBJS = src/module.o src/guc.o src/pg_bridge.o src/sha256.o src/stats.o \
-       src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/sql_api.o src/selftest.o \
+       src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/sql_api.o \
        src/worker/main.o src/worker/sweep.o src/worker/control.o
 DATA = fastpgcache--1.0.sql
 PGFILEDESC = "fastpgcache - Redis-style cache inside PostgreSQL"

@@ -107,13 +107,6 @@ RETURNS integer
 AS 'MODULE_PATHNAME', 'cache_mset'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
--- Exercises the C++/PostgreSQL error boundary; used by the regression tests.
-CREATE FUNCTION @extschema@.fastpgcache_selftest(mode text)
-RETURNS bigint
-AS 'MODULE_PATHNAME', 'fastpgcache_selftest'
-LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
-REVOKE ALL ON FUNCTION @extschema@.fastpgcache_selftest(text) FROM PUBLIC;
-
 -- Background expiry worker and statistics (src/worker.cpp, src/stats.cpp).
 
 -- Counters since server start or cache_stats_reset(). The counters need

@@ -23,6 +23,9 @@ private_install() {
       --exclude='*.bc' -cf - .) | tar -C "$build" -xf -
   make -s -C "$build" WERROR=1 >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; return 1; }
   make -s -C "$build" install DESTDIR="$inst" >>"$dir/build.log" 2>&1 || { cat "$dir/build.log"; return 1; }
+  # The test-only extension (sql/boundary.sql): only ever in private trees.
+  make -s -C "$build/test/selftest" WERROR=1 install DESTDIR="$inst" >>"$dir/build.log" 2>&1 \
+    || { cat "$dir/build.log"; return 1; }
   mkdir -p "$inst$pgbin" "$inst$pglib" "$inst$pgshare/extension"
   for f in postgres pg_ctl initdb pg_config pg_basebackup; do
     [ -e "$pgbin/$f" ] && cp "$pgbin/$f" "$inst$pgbin/"

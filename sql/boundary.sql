@@ -1,6 +1,8 @@
 -- The C++ / PostgreSQL boundary: every failure of the C++ side becomes an
 -- ordinary PostgreSQL error, after the C++ destructors have run, and the
--- backend keeps working.
+-- backend keeps working. fastpgcache_selftest is a test-only extension
+-- (test/selftest) built from the same bridge code (src/pg_bridge.cpp).
+CREATE EXTENSION fastpgcache_selftest;
 SELECT fastpgcache_selftest('destructors') AS destroyed_before;
 
 SELECT fastpgcache_selftest('bad_alloc');

@@ -13,6 +13,10 @@ extern "C" {
 
 #include "error.hpp"
 
+extern "C" {
+PG_MODULE_MAGIC;
+}
+
 using namespace fastpgcache;
 
 // fastpgcache_selftest(mode text) RETURNS bigint: exercises the C++ /
