@@ -2,7 +2,7 @@
 
 EXTENSION = fastpgcache
 MODULE_big = fastpgcache
-OBJS = src/module.o src/guc.o src/pg_bridge.o src/sha256.o src/stats.o \
+OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/stats.o \
        src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/sql_api.o \
        src/worker/main.o src/worker/sweep.o src/worker/control.o
 DATA = fastpgcache--1.0.sql
@@ -16,6 +16,9 @@ PG_CXXFLAGS = -std=c++17 -Wall -Wextra
 ifdef WERROR
 PG_CXXFLAGS += -Werror
 endif
+
+# SHA-256 of keys: OpenSSL, which the server links too.
+SHLIB_LINK += -lcrypto
 
 # pg_regress suites: one file per feature, in sql/ with expected/.
 REGRESS = basic json_bytes errors transactions limits batch writes security boundary plans

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config ca-certificates
-  postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev
+  postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libssl-dev
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   nlohmann-json3-dev libcurl4-openssl-dev python3
   redis-server redis-tools

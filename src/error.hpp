@@ -34,6 +34,7 @@ inline constexpr const char *kCharacterNotInRepertoire = "22021";
 inline constexpr const char *kDatetimeFieldOverflow = "22008";
 inline constexpr const char *kArraySubscriptError = "2202E";
 inline constexpr const char *kUndefinedObject = "42704";
+inline constexpr const char *kOutOfMemory = "53200";
 inline constexpr const char *kInternalError = "XX000";
 }  // namespace sqlstate
 

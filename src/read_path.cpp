@@ -31,15 +31,17 @@ extern "C" {
 #include <cstring>
 
 #include "guc.hpp"
-#include "sha256.hpp"
+#include "key_hash.hpp"
 #include "stats.hpp"
 
 namespace fastpgcache {
 
 pg_uuid_t KeyHash(const text *key) {
-  Sha256Digest digest = Sha256(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+  static_assert(UUID_LEN == kKeyHashLen, "key_hash is a uuid");
   pg_uuid_t hash;
-  std::memcpy(hash.data, digest.data(), UUID_LEN);
+  if (!KeyHashBytes(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key), hash.data))
+    throw CacheError(sqlstate::kOutOfMemory, "could not compute the SHA-256 of a cache key",
+                     "OpenSSL's digest functions failed.");
   return hash;
 }
 
