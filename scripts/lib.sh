@@ -57,8 +57,13 @@ free_port() {
 # cluster_start DIR PORT [postgresql.conf lines...]
 # Creates (if needed) and starts a cluster in DIR/data, listening on
 # 127.0.0.1:PORT and on a private socket directory DIR/sock.
+# With FPC_MALLOC_PERTURB=N in the environment (scripts/test.sh sets it) the
+# server runs with glibc's MALLOC_PERTURB_=N: freed memory is overwritten, so
+# a use after free crashes the test instead of passing by luck.
 cluster_start() {
   local dir=$1 port=$2; shift 2
+  local run=(as_pg)
+  [ -n "${FPC_MALLOC_PERTURB:-}" ] && run=(as_pg env "MALLOC_PERTURB_=$FPC_MALLOC_PERTURB")
   mkdir -p "$dir/sock"
   [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
@@ -74,10 +79,10 @@ cluster_start() {
     for line in "$@"; do echo "$line"; done
   } | as_pg tee "$dir/data/postgresql.auto.conf" >/dev/null
   if as_pg pg_ctl -D "$dir/data" status >/dev/null 2>&1; then
-    as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 restart >/dev/null || { cat "$dir/server.log"; return 1; }
+    "${run[@]}" pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 restart >/dev/null || { cat "$dir/server.log"; return 1; }
     return 0
   fi
-  as_pg pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+  "${run[@]}" pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
     || { cat "$dir/server.log"; return 1; }
 }
 

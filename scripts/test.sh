@@ -18,6 +18,9 @@ trap cleanup EXIT
 echo "==> building (warnings are errors) into a private install tree"
 private_install "$root" "$tmp"
 port=$(free_port)
+# Freed memory is overwritten in every test cluster: a use after free in the
+# extension crashes a test instead of passing by luck (see cluster_start).
+export FPC_MALLOC_PERTURB=165
 echo "==> starting a throwaway cluster on 127.0.0.1:$port"
 cluster_start "$tmp" "$port"
 export PGHOST="$tmp/sock" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres

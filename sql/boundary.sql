@@ -10,8 +10,14 @@ SELECT fastpgcache_selftest('cpp_exception');
 SELECT fastpgcache_selftest('cache_error');
 SELECT fastpgcache_selftest('pg_error');
 SELECT fastpgcache_selftest('no such mode');
+-- Copying the PostgreSQL error fails: reported as out of memory, no crash.
+SELECT fastpgcache_selftest('copy_fails');
+-- PostgreSQL's error stack left pointing into a dead frame: caught, restored.
+SELECT fastpgcache_selftest('dead_frame');
+-- ... and errors after it land where they should.
+SELECT fastpgcache_selftest('pg_error');
 
--- Each of the five calls above destroyed its C++ object before the error.
+-- Each of the eight calls above destroyed its C++ object before the error.
 SELECT fastpgcache_selftest('destructors') AS destroyed_after;
 
 -- SQLSTATEs survive the trip: the PostgreSQL error keeps its own.
@@ -23,10 +29,10 @@ EXCEPTION WHEN OTHERS THEN
   RETURN SQLSTATE;
 END $$;
 SELECT m, pg_temp.sqlstate_of(format('SELECT fastpgcache_selftest(%L)', m))
-FROM unnest(ARRAY['bad_alloc', 'cpp_exception', 'cache_error', 'pg_error']) m;
+FROM unnest(ARRAY['bad_alloc', 'cpp_exception', 'cache_error', 'pg_error', 'copy_fails', 'dead_frame']) m;
 
--- A real SPI error: the table is gone when the plans are prepared again
--- (42P01: undefined_table, raised by the parser inside SPI_prepare).
+-- A real SPI error: the table is gone when the kept plans are parsed again
+-- (42P01: undefined_table, raised by the parser inside SPI).
 SELECT cache_set('before', 'rename');
 ALTER TABLE cache_entries RENAME TO cache_entries_moved;
 SELECT pg_temp.sqlstate_of($$SELECT cache_get('before')$$) AS get,

@@ -29,5 +29,18 @@ SELECT cache_get_bytes('utf');
 SELECT cache_set('bintext', convert_to('héllo', 'UTF8'));
 SELECT cache_get('bintext');
 
+-- A row written by hand with kind 't' (text) but bytes that are not valid in
+-- the database encoding: cache_get validates on read, whatever the kind.
+INSERT INTO cache_entries (key_hash, kind, key, value)
+  VALUES (encode(substring(sha256('handmade'::bytea) FROM 1 FOR 16), 'hex')::uuid, 't', 'handmade', '\xc328ff'::bytea);
+SELECT cache_get('handmade');
+SELECT * FROM cache_mget(ARRAY['handmade']);
+SELECT cache_get_json('handmade');
+SELECT cache_get_bytes('handmade');
+SET fastpgcache.index_scan_reads = off;
+SELECT cache_get('handmade');
+RESET fastpgcache.index_scan_reads;
+SELECT cache_delete('handmade');
+
 -- Kinds recorded per value.
 SELECT key, kind FROM cache_entries WHERE key IN ('doc', 'txt', 'bin') ORDER BY key;

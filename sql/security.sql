@@ -79,11 +79,23 @@ CREATE FUNCTION regress_evil.always_true(uuid, uuid) RETURNS boolean LANGUAGE sq
 CREATE OPERATOR regress_evil.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = regress_evil.always_true);
 CREATE FUNCTION regress_evil.always_true(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 CREATE OPERATOR regress_evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = regress_evil.always_true);
+-- ... and a type that shadows bytea, whose CHECK runs code of the schema's
+-- owner (the plans name every type with its schema; a plan that said
+-- NULL::bytea would resolve to this one and run it).
+CREATE FUNCTION regress_evil.hijacked(integer) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE NOTICE 'hijacked through search_path';
+  RETURN true;
+END $$;
+CREATE DOMAIN regress_evil.bytea AS integer CHECK (regress_evil.hijacked(VALUE));
 -- A new session prepares its plans under the hostile search_path.
 \c
 SET search_path = regress_evil, public, pg_catalog;
 SELECT public.cache_set('safe', 'value');
 SELECT public.cache_get('safe'), public.cache_get('no such key') IS NULL AS miss_is_miss;
+SET fastpgcache.index_scan_reads = off;
+SELECT public.cache_exists('safe'), public.cache_ttl('safe'), public.cache_get('safe');
+RESET fastpgcache.index_scan_reads;
 SELECT count(*) AS rows_in_shadow_table FROM regress_evil.cache_entries;
 RESET search_path;
 

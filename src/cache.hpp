@@ -47,20 +47,43 @@ constexpr AttrNumber kAttValue = 5;
 
 enum PlanId { kGetValue, kGetExpiry, kUpdate, kUpsert, kMultiUpsert, kDelete, kCleanup, kPlanCount };
 
-// Per-backend plan cache. Plain data only: it is constant-initialised, so
+// The kept plans of this backend. Plain data only: constant-initialised, so
 // loading the library runs no constructor.
 struct PlanCache {
-  bool valid;
-  bool callback_registered;
+  bool valid;          // prepared for `schema` under its current name
   Oid schema;
   uint32 schema_hash;  // syscache hash of the schema's pg_namespace row
-  Oid relid;
-  Oid index;  // the key_hash btree, or InvalidOid if reads must use SQL
   SPIPlanPtr plans[kPlanCount];
 };
 extern PlanCache g_plans;
 
-// Makes sure the kept plans exist for the schema `schema`.
+// The cache table the direct paths work on, looked up again after any
+// invalidation of the table or its index.
+struct CacheTable {
+  bool valid;
+  Oid schema;
+  Oid relid;
+  Oid index;  // the key_hash btree, or InvalidOid if the direct paths may not be used
+  // A column whose type the SQL path would silently convert (null if none):
+  // the functions refuse to run their SQL on such a table.
+  const char *bad_column;
+  Oid bad_type;
+  Oid good_type;
+};
+extern CacheTable g_table;
+
+// Marks a kept plan as executing while it lives, so that no nested call
+// frees it (see plans.cpp).
+class PlanUse {
+ public:
+  PlanUse() noexcept;
+  ~PlanUse();
+  PlanUse(const PlanUse &) = delete;
+  PlanUse &operator=(const PlanUse &) = delete;
+};
+
+// Makes sure the kept plans exist for the schema `schema`, and g_table
+// describes its table.
 void EnsurePlans(Oid schema);
 
 // The schema the called function lives in (the extension's schema).
@@ -80,6 +103,9 @@ class SpiCall {
   uint64 Execute(PlanId id, Datum *values, const char *nulls, long max_rows, Snapshot snapshot = nullptr);
   // Column `col` (1-based) of result row `row`.
   Datum Column(uint64 row, int col, bool *isnull);
+  // Throws a clear error (42804) unless result column `col` (1-based), which
+  // reads table column `name`, has type `type` or `also`.
+  void CheckColumnType(int col, const char *name, Oid type, Oid also = InvalidOid);
   // A detoasted copy of a varlena datum, made in the caller's memory context
   // so that it outlives the SPI connection.
   Datum CopyOut(Datum value);
@@ -91,13 +117,30 @@ class SpiCall {
 
 // ---------------------------------------------------------- table_shape.cpp
 
-// True if the table has exactly the columns, in the order, that the
-// index-scan reads decode, and `index` is a plain btree on key_hash alone.
-bool ShapeAllowsIndexScan(Oid relid, Oid index);
+// True if `index` is a plain, valid btree on key_hash alone of `relid` (the
+// direct paths probe it). PostgreSQL calls only.
+bool IndexAllowsDirectPaths(Oid relid, Oid index);
 
-// True if an overwrite of `rel` may skip the executor: nothing else has to
-// run on an update (triggers, row level security, CHECK constraints, other
-// indexes, inheritance) and the caller has table-level UPDATE and SELECT.
+// True if the rows of `rel` are exactly what the direct paths decode and
+// build: a heap table with the five columns of cache_entries, in order, with
+// their types, typmods, collation and NOT NULL, and no dropped, added or
+// generated column. Checked on every direct read and write, on the opened
+// (locked) relation. PostgreSQL calls only.
+bool TupleShapeMatches(Relation rel);
+
+// The name of the first column of cache_entries (in `relid`) whose type the
+// SQL path would silently convert (a bytea value into a text column, say),
+// with its type and the expected one; null if there is none. PostgreSQL
+// calls only.
+const char *SqlColumnMismatch(Oid relid, Oid *actual, Oid *expected);
+
+// Throws 42804 if g_table.bad_column is set.
+void CheckSqlColumns();
+
+// True if an overwrite of `rel` (whose shape matches) may skip the executor:
+// nothing else has to run on an update (triggers, row level security, CHECK
+// constraints, other indexes, inheritance) and the caller has table-level
+// UPDATE and SELECT. PostgreSQL calls only.
 bool PlainForDirectWrite(Relation rel, Oid index);
 
 // ------------------------------------------------------------ read_path.cpp
@@ -107,8 +150,8 @@ pg_uuid_t KeyHash(const text *key);
 
 // What a direct step (an index-scan read, an in-place overwrite) did.
 // kUseSql: nothing was done, the SQL path must be used. kNoRow: an overwrite
-// found no row to update. kPlansChanged: an invalidation arrived while the
-// table was being locked; prepare again and retry.
+// found no row to update. kPlansChanged: the table changed (an invalidation
+// arrived while it was being locked, or it is gone); look again and retry.
 enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged };
 
 // Runs a direct step (a Guarded() callback returning Direct) at most twice,
@@ -117,7 +160,7 @@ enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged };
 // it.
 template <typename Step>
 Direct RunDirect(FunctionCallInfo fcinfo, bool enabled, Step step) {
-  for (int attempt = 0; enabled && OidIsValid(g_plans.index) && attempt < 2; attempt++) {
+  for (int attempt = 0; enabled && OidIsValid(g_table.index) && attempt < 2; attempt++) {
     // Guarded() returns scalars: the outcome travels as an int.
     auto outcome = static_cast<Direct>(Guarded([&] { return static_cast<int>(step()); }));
     if (outcome != Direct::kPlansChanged) return outcome;
@@ -154,7 +197,14 @@ Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot = nu
 // Makes sure a value can be returned as text in the database encoding.
 void CheckText(const Entry &entry);
 
+// Throws 22004 for a NULL in a column the functions never leave NULL.
+[[noreturn]] void ThrowNullColumn(const char *column);
+
 // ----------------------------------------------------------- write_path.cpp
+
+// Raises 25006 in a read-only transaction (and refuses parallel mode):
+// `function` names the caller in the message.
+void CheckWritable(const char *function);
 
 // Writes one entry; value is a varlena of the given kind.
 void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at);

@@ -28,12 +28,14 @@ class CacheError : public std::runtime_error {
 
 // SQLSTATEs used by the extension (see PostgreSQL's errcodes.txt).
 namespace sqlstate {
+inline constexpr const char *kFeatureNotSupported = "0A000";
 inline constexpr const char *kNullValueNotAllowed = "22004";
 inline constexpr const char *kInvalidParameterValue = "22023";
 inline constexpr const char *kCharacterNotInRepertoire = "22021";
 inline constexpr const char *kDatetimeFieldOverflow = "22008";
 inline constexpr const char *kArraySubscriptError = "2202E";
 inline constexpr const char *kUndefinedObject = "42704";
+inline constexpr const char *kDatatypeMismatch = "42804";
 inline constexpr const char *kOutOfMemory = "53200";
 inline constexpr const char *kInternalError = "XX000";
 }  // namespace sqlstate

@@ -30,15 +30,30 @@ namespace fastpgcache {
 
 // A PostgreSQL error caught by Guarded(); owns a copy of the ErrorData, made
 // in the memory context that was current when the guarded call started.
+// edata() is null when the error could not be copied (out of memory while
+// copying it): the shim then reports that instead.
 class PgError : public std::exception {
  public:
   explicit PgError(ErrorData *edata) noexcept : edata_(edata) {}
-  const char *what() const noexcept override { return edata_->message ? edata_->message : "PostgreSQL error"; }
+  const char *what() const noexcept override {
+    return edata_ != nullptr && edata_->message != nullptr ? edata_->message : "PostgreSQL error";
+  }
   ErrorData *edata() const noexcept { return edata_; }
 
  private:
   ErrorData *edata_;
 };
+
+// Called in Guarded()'s PG_CATCH, with the caller's memory context current:
+// copies the error being handled and flushes the error state. If the copy
+// itself fails (out of memory), that second error is caught here too,
+// everything is flushed and null is returned: no error may longjmp out of
+// the catch block, past the C++ frames above it.
+ErrorData *CopyAndFlushError(MemoryContext cxt) noexcept;
+
+// Test-only fault injection (test/selftest): when set, the next
+// CopyAndFlushError() fails as if out of memory. Never set in production.
+extern bool g_fail_next_error_copy;
 
 // Calls f() as a noexcept function: a C++ exception thrown inside a PG_TRY
 // block would leave PostgreSQL's error stack pointing at a dead frame, so it
@@ -64,16 +79,16 @@ auto Guarded(F &&f) -> decltype(f()) {
     MemoryContext cxt = CurrentMemoryContext;
     // volatile: read after a longjmp back into this frame.
     ErrorData *volatile edata = nullptr;
+    volatile bool failed = false;
     PG_TRY();
     { CallNoexcept(f); }
     PG_CATCH();
     {
-      MemoryContextSwitchTo(cxt);
-      edata = CopyErrorData();
-      FlushErrorState();
+      failed = true;
+      edata = CopyAndFlushError(cxt);
     }
     PG_END_TRY();
-    if (edata != nullptr) throw PgError(edata);
+    if (failed) throw PgError(edata);
   }
 }
 

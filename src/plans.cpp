@@ -2,12 +2,25 @@
 //
 // Plans are prepared once per backend (SPI_prepare_cursor with
 // CURSOR_OPT_GENERIC_PLAN, then SPI_keepplan) and reused. They name every
-// object with its schema and every operator as OPERATOR(pg_catalog.x), so the
-// caller's search_path cannot redirect them. They are dropped and prepared
-// again when the cache table's or its index's relcache entry is invalidated
-// (DROP EXTENSION, ALTER TABLE, ...), when the schema's catalog row changes
-// (ALTER SCHEMA ... RENAME: the plans' text names the schema), or when called
-// from another schema.
+// object with its schema and every operator and type as pg_catalog.x, so the
+// caller's search_path cannot redirect them.
+//
+// A kept plan is a CachedPlanSource: PostgreSQL itself re-parses it from its
+// text when anything it depends on changes (ALTER TABLE, DROP and CREATE
+// EXTENSION, ANALYZE, ...), so those need nothing from us. What PostgreSQL
+// cannot know is that the text names the schema: after ALTER SCHEMA ...
+// RENAME the text would find another schema's table, or none. So the plans
+// are prepared again when the schema's catalog row changes or the functions
+// are called from another schema. Plans are never freed while a statement of
+// this backend may be running one: a cache function nested in another (a
+// trigger or a row level security policy on cache_entries that calls the
+// cache, which is exactly when the SQL path runs) can make the plans be
+// prepared again while the outer call executes one of them. Replaced plans
+// are retired, and freed once no plan is executing.
+//
+// Separately, the direct paths need the table's and its index's oids and
+// whether the index is the plain key_hash btree; that is looked up again
+// after any invalidation of either relation (g_table).
 
 #include "cache.hpp"
 
@@ -23,8 +36,11 @@ extern "C" {
 namespace fastpgcache {
 
 PlanCache g_plans = {};
+CacheTable g_table = {};
 
 namespace {
+
+bool g_callbacks_registered = false;
 
 struct PlanSpec {
   const char *sql;  // %s is replaced by the quoted schema name
@@ -40,7 +56,7 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3)",
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
-    {"SELECT NULL::bytea, kind, expires_at FROM %s.cache_entries"
+    {"SELECT NULL::pg_catalog.bytea, kind, expires_at FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
      " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3)",
      3,
@@ -73,56 +89,113 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
     {"DELETE FROM %s.cache_entries WHERE expires_at OPERATOR(pg_catalog.<=) $1", 1, {TIMESTAMPTZOID}},
 };
 
-void InvalidatePlans(Datum, Oid relid) {
-  if (relid == InvalidOid || relid == g_plans.relid || relid == g_plans.index) g_plans.valid = false;
+// Plans replaced while some plan was executing, freed when none is.
+constexpr int kMaxRetired = 4 * kPlanCount;
+SPIPlanPtr g_retired[kMaxRetired];
+int g_retired_count = 0;
+
+// Kept plans executing now in this backend (nested calls included).
+int g_executing = 0;
+
+void InvalidateTable(Datum, Oid relid) {
+  if (relid == InvalidOid || relid == g_table.relid || relid == g_table.index) g_table.valid = false;
 }
 
 // A change to the schema's row (a rename) makes the plans' text name the
 // wrong schema: prepare them again.
-void InvalidatePlansOnSchema(Datum, int, uint32 hash) {
-  if (hash == 0 || hash == g_plans.schema_hash) g_plans.valid = false;
+void InvalidateSchema(Datum, int, uint32 hash) {
+  if (hash == 0 || hash == g_plans.schema_hash) {
+    g_plans.valid = false;
+    g_table.valid = false;
+  }
+}
+
+// Frees the retired plans if no plan is executing. PostgreSQL calls only.
+void FreeRetiredPlans() {
+  if (g_executing > 0) return;
+  while (g_retired_count > 0) {
+    SPIPlanPtr plan = g_retired[--g_retired_count];
+    g_retired[g_retired_count] = nullptr;
+    SPI_freeplan(plan);
+  }
+}
+
+// Prepares every plan for `schema`; the previous ones are retired. Connects
+// to SPI itself. PostgreSQL calls only: runs inside one Guarded() step.
+void PreparePlans(Oid schema) {
+  g_plans.valid = false;
+  for (SPIPlanPtr &plan : g_plans.plans) {
+    if (plan == nullptr) continue;
+    if (g_executing == 0)
+      SPI_freeplan(plan);
+    else if (g_retired_count < kMaxRetired)
+      g_retired[g_retired_count++] = plan;
+    // else: more nested re-preparations than slots; the plan is left
+    // allocated (a few kB until the backend exits) rather than freed while
+    // it may be running.
+    plan = nullptr;
+  }
+  char *nspname = get_namespace_name(schema);
+  if (nspname == nullptr)
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema of fastpgcache does not exist")));
+  const char *qualified = quote_identifier(nspname);
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "fastpgcache: SPI_connect failed");
+  for (int i = 0; i < kPlanCount; i++) {
+    const PlanSpec &spec = kPlanSpecs[i];
+    char *sql = psprintf(spec.sql, qualified);
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, spec.nargs, const_cast<Oid *>(spec.argtypes), CURSOR_OPT_GENERIC_PLAN);
+    if (plan == nullptr) elog(ERROR, "fastpgcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache: SPI_keepplan failed");
+    g_plans.plans[i] = plan;
+  }
+  if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "fastpgcache: SPI_finish failed");
+  g_plans.schema = schema;
+  g_plans.schema_hash = GetSysCacheHashValue1(NAMESPACEOID, ObjectIdGetDatum(schema));
+  g_plans.valid = true;
+}
+
+// Looks up the table and its key_hash index in `schema`. PostgreSQL calls
+// only.
+void LookUpTable(Oid schema) {
+  g_table.valid = false;
+  g_table.schema = schema;
+  g_table.relid = get_relname_relid("cache_entries", schema);
+  g_table.index = get_relname_relid("cache_entries_pkey", schema);
+  if (!IndexAllowsDirectPaths(g_table.relid, g_table.index)) g_table.index = InvalidOid;
+  g_table.bad_column = SqlColumnMismatch(g_table.relid, &g_table.bad_type, &g_table.good_type);
+  g_table.valid = true;
 }
 
 }  // namespace
 
-// Connects to SPI itself when it has to prepare the plans. All of it is
-// PostgreSQL calls, so it runs as one guarded step that holds no C++ objects.
+PlanUse::PlanUse() noexcept { g_executing++; }
+PlanUse::~PlanUse() { g_executing--; }
+
 void EnsurePlans(Oid schema) {
-  if (g_plans.valid && g_plans.schema == schema) return;
+  if (g_plans.valid && g_plans.schema == schema && g_table.valid && g_table.schema == schema &&
+      g_retired_count == 0)
+    return;
   Guarded([&] {
-    if (!g_plans.callback_registered) {
-      CacheRegisterRelcacheCallback(InvalidatePlans, (Datum)0);
-      CacheRegisterSyscacheCallback(NAMESPACEOID, InvalidatePlansOnSchema, (Datum)0);
-      g_plans.callback_registered = true;
+    if (!g_callbacks_registered) {
+      CacheRegisterRelcacheCallback(InvalidateTable, (Datum)0);
+      CacheRegisterSyscacheCallback(NAMESPACEOID, InvalidateSchema, (Datum)0);
+      g_callbacks_registered = true;
     }
-    g_plans.valid = false;
-    for (SPIPlanPtr &plan : g_plans.plans) {
-      if (plan != nullptr) SPI_freeplan(plan);
-      plan = nullptr;
-    }
-    char *nspname = get_namespace_name(schema);
-    if (nspname == nullptr)
-      ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema of fastpgcache does not exist")));
-    const char *qualified = quote_identifier(nspname);
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "fastpgcache: SPI_connect failed");
-    for (int i = 0; i < kPlanCount; i++) {
-      const PlanSpec &spec = kPlanSpecs[i];
-      char *sql = psprintf(spec.sql, qualified);
-      SPIPlanPtr plan =
-          SPI_prepare_cursor(sql, spec.nargs, const_cast<Oid *>(spec.argtypes), CURSOR_OPT_GENERIC_PLAN);
-      if (plan == nullptr)
-        elog(ERROR, "fastpgcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-      if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache: SPI_keepplan failed");
-      g_plans.plans[i] = plan;
-    }
-    if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "fastpgcache: SPI_finish failed");
-    g_plans.schema = schema;
-    g_plans.schema_hash = GetSysCacheHashValue1(NAMESPACEOID, ObjectIdGetDatum(schema));
-    g_plans.relid = get_relname_relid("cache_entries", schema);
-    g_plans.index = get_relname_relid("cache_entries_pkey", schema);
-    if (!ShapeAllowsIndexScan(g_plans.relid, g_plans.index)) g_plans.index = InvalidOid;
-    g_plans.valid = true;
+    FreeRetiredPlans();
+    if (!g_plans.valid || g_plans.schema != schema) PreparePlans(schema);
+    if (!g_table.valid || g_table.schema != schema) LookUpTable(schema);
   });
+}
+
+void CheckSqlColumns() {
+  if (g_table.bad_column == nullptr) return;
+  std::string actual = Guarded([&] { return format_type_be(g_table.bad_type); });
+  std::string wanted = Guarded([&] { return format_type_be(g_table.good_type); });
+  throw CacheError(sqlstate::kDatatypeMismatch,
+                   std::string("column ") + g_table.bad_column + " of cache_entries has type " + actual + ", not " +
+                       wanted,
+                   "The table was altered by hand; fastpgcache cannot use it.",
+                   "Restore the column's type, or drop and create the extension again.");
 }
 
 // Remembered in fn_extra for the next call through the same FmgrInfo.
@@ -145,6 +218,7 @@ SpiCall::SpiCall() : outer_(CurrentMemoryContext) {
 }
 
 uint64 SpiCall::Execute(PlanId id, Datum *values, const char *nulls, long max_rows, Snapshot snapshot) {
+  PlanUse use;  // the plan must not be freed by a nested call while it runs
   int rc = Guarded([&] {
     if (snapshot != nullptr)
       return SPI_execute_snapshot(g_plans.plans[id], values, nulls, snapshot, InvalidSnapshot, false, true,
@@ -159,6 +233,17 @@ uint64 SpiCall::Execute(PlanId id, Datum *values, const char *nulls, long max_ro
 
 Datum SpiCall::Column(uint64 row, int col, bool *isnull) {
   return Guarded([&] { return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull); });
+}
+
+void SpiCall::CheckColumnType(int col, const char *name, Oid type, Oid also) {
+  Oid actual = Guarded([&] { return SPI_gettypeid(SPI_tuptable->tupdesc, col); });
+  if (actual == type || (OidIsValid(also) && actual == also)) return;
+  std::string actual_name = Guarded([&] { return format_type_be(actual); });
+  std::string wanted = Guarded([&] { return format_type_be(type); });
+  throw CacheError(sqlstate::kDatatypeMismatch,
+                   std::string("column ") + name + " of cache_entries has type " + actual_name + ", not " + wanted,
+                   "The table was altered by hand; fastpgcache cannot read it.",
+                   "Restore the column's type, or drop and create the extension again.");
 }
 
 Datum SpiCall::CopyOut(Datum value) {

@@ -63,21 +63,25 @@ namespace {
 // One probe of the key_hash index, outside any executor, under `snapshot` or,
 // when that is null, under a fresh one (the one SPI would take for a volatile
 // function). kUseSql: nothing was read (row level security, no table-level
-// SELECT). Plain PostgreSQL calls only: it runs inside one Guarded() step.
+// SELECT, a table that does not look as the extension made it).
+// kPlansChanged: the table changed or is gone. Plain PostgreSQL calls only:
+// it runs inside one Guarded() step.
 Direct IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bool want_value, Snapshot snapshot,
                      Entry *out) {
-  Relation rel = table_open(g_plans.relid, AccessShareLock);
+  Relation rel = try_table_open(g_table.relid, AccessShareLock);
+  if (rel == nullptr) return Direct::kPlansChanged;  // dropped since it was looked up
   // Locking processes pending invalidations: the table may have changed
-  // since the plans (and the column numbers checked with them) were made.
-  if (!g_plans.valid) {
+  // since it was looked up.
+  if (!g_table.valid) {
     table_close(rel, AccessShareLock);
     return Direct::kPlansChanged;
   }
-  if (rel->rd_rel->relrowsecurity || pg_class_aclcheck(g_plans.relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
+  if (!TupleShapeMatches(rel) || rel->rd_rel->relrowsecurity ||
+      pg_class_aclcheck(g_table.relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
     table_close(rel, AccessShareLock);
     return Direct::kUseSql;
   }
-  Relation irel = index_open(g_plans.index, AccessShareLock);
+  Relation irel = index_open(g_table.index, AccessShareLock);
   bool own_snapshot = snapshot == nullptr;
   if (own_snapshot) snapshot = FreshSnapshot();
   IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
@@ -85,9 +89,10 @@ Direct IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bo
   const char *key_data = VARDATA_ANY(key);
   Size key_len = VARSIZE_ANY_EXHDR(key);
   while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    // TupleShapeMatches: key, kind and value are NOT NULL, with these types.
     bool isnull;
     text *row_key = DatumGetTextPP(slot_getattr(slot, kAttKey, &isnull));
-    if (isnull || VARSIZE_ANY_EXHDR(row_key) != key_len || std::memcmp(VARDATA_ANY(row_key), key_data, key_len) != 0)
+    if (VARSIZE_ANY_EXHDR(row_key) != key_len || std::memcmp(VARDATA_ANY(row_key), key_data, key_len) != 0)
       continue;  // another key with the same hash
     Datum expires_at = slot_getattr(slot, kAttExpiresAt, &isnull);
     out->expires = !isnull;
@@ -117,19 +122,36 @@ Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot s
   if (RunDirect(fcinfo, guc::index_scan_reads,
                 [&] { return IndexScanFind(key, hash, now, want_value, snapshot, &entry); }) == Direct::kDone)
     return entry;
+  CheckSqlColumns();
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
   SpiCall spi;
   if (spi.Execute(want_value ? kGetValue : kGetExpiry, values, nullptr, 1, snapshot) > 0) {
+    // The table may have been altered by hand: decode only what has the
+    // types this code reads (text and bytea share one representation).
+    spi.CheckColumnType(1, "value", BYTEAOID, TEXTOID);
+    spi.CheckColumnType(2, "kind", CHAROID);
+    spi.CheckColumnType(3, "expires_at", TIMESTAMPTZOID);
     bool isnull;
     entry.found = true;
     entry.kind = DatumGetChar(spi.Column(0, 2, &isnull));
+    if (isnull) ThrowNullColumn("kind");
     Datum expires_at = spi.Column(0, 3, &isnull);
     entry.expires = !isnull;
     entry.expires_at = isnull ? 0 : DatumGetTimestampTz(expires_at);
-    if (want_value) entry.value = spi.CopyOut(spi.Column(0, 1, &isnull));
+    if (want_value) {
+      Datum value = spi.Column(0, 1, &isnull);
+      if (isnull) ThrowNullColumn("value");
+      entry.value = spi.CopyOut(value);
+    }
   }
   spi.Finish();
   return entry;
+}
+
+void ThrowNullColumn(const char *column) {
+  throw CacheError(sqlstate::kNullValueNotAllowed, std::string("cache entry has a NULL ") + column,
+                   "The table cache_entries was changed by hand: the functions never store NULL there.",
+                   "Delete the entry, or restore the column's NOT NULL constraint.");
 }
 
 Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot) {
@@ -139,14 +161,17 @@ Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot) {
 }
 
 void CheckText(const Entry &entry) {
-  if (entry.kind != kKindBytes) return;
+  // Every kind is checked: the functions only store valid text as 't' and
+  // 'j', but a row written by hand (INSERT into cache_entries) can hold
+  // anything.
   const text *value = reinterpret_cast<const text *>(DatumGetPointer(entry.value));
   bool valid = Guarded([&] { return pg_verifymbstr(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), true); });
   if (!valid)
     throw CacheError(sqlstate::kCharacterNotInRepertoire,
                      std::string("cached value is not valid text in encoding ") +
                          Guarded([] { return GetDatabaseEncodingName(); }),
-                     "The value was stored as bytea.", "Use cache_get_bytes() to read it.");
+                     entry.kind == kKindBytes ? "The value was stored as bytea." : "",
+                     "Use cache_get_bytes() to read it.");
 }
 
 }  // namespace fastpgcache

@@ -3,10 +3,14 @@
 // cache core (cache.hpp), the statistics (stats.hpp) or the worker control
 // (worker/worker.hpp), and build the result. The SQL declarations are in
 // fastpgcache--*.sql.
+//
+// Every function refuses to run on a standby: the cache lives in an
+// UNLOGGED table, which only the primary has (FPC_CACHE_FUNCTION).
 
 #include "cache.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -26,6 +30,15 @@ extern "C" {
 
 namespace fastpgcache {
 namespace {
+
+// The cache's table is UNLOGGED: a standby has no data for it (reading its
+// file fails) and can write nothing. Refuse at once, naming the cause.
+void RequirePrimary() {
+  if (!Guarded([] { return RecoveryInProgress(); })) return;
+  throw CacheError(sqlstate::kFeatureNotSupported, "fastpgcache is not available on a standby server",
+                   "The cache lives in an UNLOGGED table, which exists only on the primary server.",
+                   "Connect to the primary server to use the cache.");
+}
 
 text *ArgText(FunctionCallInfo fcinfo, int n) {
   return Guarded([&] { return PG_GETARG_TEXT_PP(n); });
@@ -95,17 +108,27 @@ Datum SetImpl(FunctionCallInfo fcinfo, char kind) {
 
 using namespace fastpgcache;
 
+// FPC_SQL_FUNCTION (pg_bridge.hpp) for a function of the cache: the body
+// runs only on a primary server.
+#define FPC_CACHE_FUNCTION(name)                                   \
+  static Datum name##Body([[maybe_unused]] FunctionCallInfo fcinfo); \
+  FPC_SQL_FUNCTION(name) {                                         \
+    RequirePrimary();                                              \
+    return name##Body(fcinfo);                                     \
+  }                                                                \
+  static Datum name##Body([[maybe_unused]] FunctionCallInfo fcinfo)
+
 // cache_set(key text, value text, ttl integer DEFAULT NULL) RETURNS boolean
-FPC_SQL_FUNCTION(cache_set_text) { return SetImpl(fcinfo, kKindText); }
+FPC_CACHE_FUNCTION(cache_set_text) { return SetImpl(fcinfo, kKindText); }
 
 // cache_set(key text, value jsonb, ttl integer DEFAULT NULL) RETURNS boolean
-FPC_SQL_FUNCTION(cache_set_jsonb) { return SetImpl(fcinfo, kKindJson); }
+FPC_CACHE_FUNCTION(cache_set_jsonb) { return SetImpl(fcinfo, kKindJson); }
 
 // cache_set(key text, value bytea, ttl integer DEFAULT NULL) RETURNS boolean
-FPC_SQL_FUNCTION(cache_set_bytea) { return SetImpl(fcinfo, kKindBytes); }
+FPC_CACHE_FUNCTION(cache_set_bytea) { return SetImpl(fcinfo, kKindBytes); }
 
 // cache_get(key text) RETURNS text; STRICT
-FPC_SQL_FUNCTION(cache_get) {
+FPC_CACHE_FUNCTION(cache_get) {
   Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   CheckText(entry);
@@ -113,14 +136,14 @@ FPC_SQL_FUNCTION(cache_get) {
 }
 
 // cache_get_bytes(key text) RETURNS bytea; STRICT
-FPC_SQL_FUNCTION(cache_get_bytes) {
+FPC_CACHE_FUNCTION(cache_get_bytes) {
   Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   return entry.value;
 }
 
 // cache_get_json(key text) RETURNS jsonb; STRICT
-FPC_SQL_FUNCTION(cache_get_json) {
+FPC_CACHE_FUNCTION(cache_get_json) {
   Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   CheckText(entry);
@@ -131,11 +154,11 @@ FPC_SQL_FUNCTION(cache_get_json) {
 }
 
 // cache_exists(key text) RETURNS boolean; STRICT
-FPC_SQL_FUNCTION(cache_exists) { return BoolGetDatum(Find(fcinfo, ArgText(fcinfo, 0), false).found); }
+FPC_CACHE_FUNCTION(cache_exists) { return BoolGetDatum(Find(fcinfo, ArgText(fcinfo, 0), false).found); }
 
 // cache_ttl(key text) RETURNS integer; STRICT. Seconds left, rounded up so
 // that a live entry never reports 0; -1 no expiry; -2 missing or expired.
-FPC_SQL_FUNCTION(cache_ttl) {
+FPC_CACHE_FUNCTION(cache_ttl) {
   Entry entry = Find(fcinfo, ArgText(fcinfo, 0), false);
   if (!entry.found) return Int32GetDatum(-2);
   if (!entry.expires) return Int32GetDatum(-1);
@@ -147,10 +170,10 @@ FPC_SQL_FUNCTION(cache_ttl) {
 
 // cache_delete(key text) RETURNS boolean: true if a live entry was deleted.
 // An expired entry is removed too, but reported as not deleted.
-FPC_SQL_FUNCTION(cache_delete) { return BoolGetDatum(Delete(fcinfo, WriteKeyArg(fcinfo))); }
+FPC_CACHE_FUNCTION(cache_delete) { return BoolGetDatum(Delete(fcinfo, WriteKeyArg(fcinfo))); }
 
 // cache_cleanup() RETURNS integer: deletes every expired entry.
-FPC_SQL_FUNCTION(cache_cleanup) {
+FPC_CACHE_FUNCTION(cache_cleanup) {
   uint64 deleted = Cleanup(fcinfo);
   return Int32GetDatum(deleted > static_cast<uint64>(INT_MAX) ? INT_MAX : static_cast<int32>(deleted));
 }
@@ -159,7 +182,7 @@ FPC_SQL_FUNCTION(cache_cleanup) {
 // One row per element, in order; value NULL for a miss (and a NULL key).
 // Every key is read under one snapshot, so the batch is one consistent view,
 // as Redis MGET is.
-FPC_SQL_FUNCTION(cache_mget) {
+FPC_CACHE_FUNCTION(cache_mget) {
   ArrayType *array = Guarded([&] { return PG_GETARG_ARRAYTYPE_P(0); });
   std::vector<text *> keys = TextArrayElements(array, "keys");
   Guarded([&] { InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC); });
@@ -197,7 +220,7 @@ FPC_SQL_FUNCTION(cache_mget) {
 // cache_mset(keys text[], values text[], ttl integer DEFAULT NULL) RETURNS
 // integer: sets every pair in one statement; a key given twice keeps its last
 // value, as successive cache_set calls would. Returns the number of pairs.
-FPC_SQL_FUNCTION(cache_mset) {
+FPC_CACHE_FUNCTION(cache_mset) {
   if (PG_ARGISNULL(0)) throw CacheError(sqlstate::kNullValueNotAllowed, "cache keys must not be null");
   if (PG_ARGISNULL(1)) throw CacheError(sqlstate::kNullValueNotAllowed, "cache values must not be null");
   TimestampTz expires_at = 0;
@@ -214,27 +237,28 @@ FPC_SQL_FUNCTION(cache_mset) {
       throw CacheError(sqlstate::kNullValueNotAllowed, "cache value must not be null", {},
                        "Use cache_delete() to remove a key.");
   }
+  CheckWritable("cache_mset()");  // even when there is nothing to write
   if (keys.empty()) return Int32GetDatum(0);
   MultiSet(fcinfo, keys, values, expires, expires_at);
   return Int32GetDatum(static_cast<int32>(keys.size()));
 }
 
 // cache_stats() RETURNS record (see the OUT parameters in the SQL script).
-FPC_SQL_FUNCTION(cache_stats) {
+FPC_CACHE_FUNCTION(cache_stats) {
   return Guarded([&] { return BuildStatsRow(fcinfo); });
 }
 
 // cache_stats_reset() RETURNS boolean: zeroes the counters; false (with a
 // NOTICE) when there are no shared-memory counters to reset.
-FPC_SQL_FUNCTION(cache_stats_reset) { return BoolGetDatum(StatsReset()); }
+FPC_CACHE_FUNCTION(cache_stats_reset) { return BoolGetDatum(StatsReset()); }
 
 // cache_start_worker() RETURNS integer: the pid of the new worker, or NULL
 // (with a NOTICE) when one already runs in this database.
-FPC_SQL_FUNCTION(cache_start_worker) {
+FPC_CACHE_FUNCTION(cache_start_worker) {
   return Guarded([&] { return worker::StartWorker(fcinfo); });
 }
 
 // cache_stop_worker() RETURNS boolean: stops this database's dynamic worker.
-FPC_SQL_FUNCTION(cache_stop_worker) {
+FPC_CACHE_FUNCTION(cache_stop_worker) {
   return Guarded([&] { return worker::StopWorker(fcinfo); });
 }

@@ -21,6 +21,7 @@ extern "C" {
 #include "catalog/index.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/snapmgr.h"
 }
@@ -45,16 +46,20 @@ namespace {
 // calls only: one Guarded() step.
 Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char kind, bool expires,
                     TimestampTz expires_at) {
-  Relation rel = table_open(g_plans.relid, RowExclusiveLock);
-  if (!g_plans.valid) {
+  Relation rel = try_table_open(g_table.relid, RowExclusiveLock);
+  if (rel == nullptr) return Direct::kPlansChanged;  // dropped since it was looked up
+  if (!g_table.valid) {
     table_close(rel, RowExclusiveLock);
     return Direct::kPlansChanged;
   }
-  if (!PlainForDirectWrite(rel, g_plans.index)) {
+  // The new row is built from exactly five values: only for a table whose
+  // rows are exactly those five columns (an extra or dropped column would be
+  // left unset; SQL fills it).
+  if (!TupleShapeMatches(rel) || !PlainForDirectWrite(rel, g_table.index)) {
     table_close(rel, RowExclusiveLock);
     return Direct::kUseSql;
   }
-  Relation irel = index_open(g_plans.index, RowExclusiveLock);
+  Relation irel = index_open(g_table.index, RowExclusiveLock);
   Snapshot snapshot = FreshSnapshot();
   IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
   TupleTableSlot *old_slot = table_slot_create(rel, nullptr);
@@ -68,8 +73,11 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
     new_slot->tts_values[kAttKind - 1] = CharGetDatum(kind);
     new_slot->tts_values[kAttKey - 1] = PointerGetDatum(key);
     new_slot->tts_values[kAttValue - 1] = value;
-    for (int i = 0; i < new_slot->tts_tupleDescriptor->natts; i++) new_slot->tts_isnull[i] = false;
+    new_slot->tts_isnull[kAttKeyHash - 1] = false;
     new_slot->tts_isnull[kAttExpiresAt - 1] = !expires;
+    new_slot->tts_isnull[kAttKind - 1] = false;
+    new_slot->tts_isnull[kAttKey - 1] = false;
+    new_slot->tts_isnull[kAttValue - 1] = false;
     ExecStoreVirtualTuple(new_slot);
     TM_FailureData tmfd;
     LockTupleMode lockmode;
@@ -100,7 +108,17 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
 
 }  // namespace
 
+void CheckWritable(const char *function) {
+  // The SQL path would refuse too (the executor checks), but the direct
+  // overwrite has no executor: refuse every write the same way, first.
+  Guarded([&] {
+    PreventCommandIfReadOnly(function);
+    PreventCommandIfParallelMode(function);
+  });
+}
+
 void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
+  CheckWritable("cache_set()");
   EnsurePlans(FunctionSchema(fcinfo));
   pg_uuid_t hash = KeyHash(key);
   Direct outcome =
@@ -109,6 +127,7 @@ void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, boo
     StatsAdd(kStatSets);
     return;
   }
+  CheckSqlColumns();
   bool try_update = outcome != Direct::kNoRow;  // no row: insert at once
   Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
                      TimestampTzGetDatum(expires_at)};
@@ -120,6 +139,7 @@ void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, boo
 }
 
 bool Delete(FunctionCallInfo fcinfo, const text *key) {
+  CheckWritable("cache_delete()");
   EnsurePlans(FunctionSchema(fcinfo));
   pg_uuid_t hash = KeyHash(key);
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(GetCurrentTimestamp())};
@@ -135,6 +155,7 @@ bool Delete(FunctionCallInfo fcinfo, const text *key) {
 }
 
 uint64 Cleanup(FunctionCallInfo fcinfo) {
+  CheckWritable("cache_cleanup()");
   EnsurePlans(FunctionSchema(fcinfo));
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
   SpiCall spi;
@@ -146,6 +167,7 @@ uint64 Cleanup(FunctionCallInfo fcinfo) {
 
 void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
               bool expires, TimestampTz expires_at) {
+  CheckWritable("cache_mset()");
   // One row per distinct key hash; the last occurrence wins.
   std::vector<pg_uuid_t> hashes(keys.size());
   std::unordered_map<std::string, std::size_t> last;
@@ -178,6 +200,7 @@ void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const st
   args[3] = TimestampTzGetDatum(expires_at);
   const char nulls[4] = {' ', ' ', ' ', expires ? ' ' : 'n'};
   EnsurePlans(FunctionSchema(fcinfo));
+  CheckSqlColumns();
   SpiCall spi;
   spi.Execute(kMultiUpsert, args, nulls, 0);
   spi.Finish();

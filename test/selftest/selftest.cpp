@@ -48,5 +48,19 @@ FPC_SQL_FUNCTION(fastpgcache_selftest) {
     // A PostgreSQL error raised deep inside a guarded call.
     Guarded([] { return DirectFunctionCall1(int4in, CStringGetDatum("not a number")); });
   }
+  if (mode == "copy_fails") {
+    // A PostgreSQL error whose copy fails (as if out of memory): the second
+    // error must not longjmp past this frame.
+    g_fail_next_error_copy = true;
+    Guarded([] { return DirectFunctionCall1(int4in, CStringGetDatum("not a number")); });
+  }
+  if (mode == "dead_frame") {
+    // What a PG_TRY block left by a C++ exception would leave behind:
+    // PostgreSQL's error handling pointing at a frame that is gone. The shim
+    // must notice, restore it and fail the call.
+    static sigjmp_buf stale;
+    PG_exception_stack = &stale;
+    return Int64GetDatum(1);
+  }
   throw CacheError(sqlstate::kInvalidParameterValue, "unknown selftest mode \"" + mode + "\"");
 }
