@@ -13,9 +13,9 @@ PGDLLEXPORT void _PG_init(void);
 }
 
 // Defines the settings; when preloaded, also reserves the shared-memory
-// counters and registers the expiry worker.
+// counters and registers the launcher of the expiry worker.
 void _PG_init(void) {
   fastpgcache::DefineSettings();
-  fastpgcache::worker::RegisterStaticWorker();
+  fastpgcache::worker::RegisterLauncher();
   fastpgcache::StatsInit();
 }

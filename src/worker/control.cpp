@@ -44,49 +44,29 @@ int LockHolderPid(int which) {
 
 }  // namespace
 
-void FillWorker(BackgroundWorker *worker) {
+void FillWorker(BackgroundWorker *worker, WorkerKind kind, Oid database) {
   memset(worker, 0, sizeof *worker);
   worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  // A standby has no data for the cache's UNLOGGED table: run only once
+  // recovery is over (on a primary, or after promotion).
   worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
   snprintf(worker->bgw_library_name, BGW_MAXLEN, "fastpgcache");
   snprintf(worker->bgw_function_name, BGW_MAXLEN, "fastpgcache_worker_main");
   snprintf(worker->bgw_type, BGW_MAXLEN, "%s", kWorkerType);
+  worker->bgw_main_arg = ObjectIdGetDatum(database);
+  worker->bgw_extra[0] = static_cast<char>(kind);
 }
 
-// cache_start_worker(): C-style body, run as one guarded step.
-Datum StartWorker(FunctionCallInfo fcinfo) {
-  const char *dbname = get_database_name(MyDatabaseId);
-  int running = LockHolderPid(kLockAny);
-  if (running != 0) {
-    ereport(NOTICE, (errmsg("a fastpgcache worker already runs in database \"%s\" (pid %d)", dbname, running)));
-    fcinfo->isnull = true;
-    return 0;
-  }
-  BackgroundWorker worker;
-  FillWorker(&worker);
-  worker.bgw_restart_time = BGW_NEVER_RESTART;
-  worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-  worker.bgw_notify_pid = MyProcPid;
-  snprintf(worker.bgw_name, BGW_MAXLEN, "fastpgcache worker for database %s", dbname);
-  BackgroundWorkerHandle *handle = nullptr;
-  if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-    ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                    errmsg("could not register a fastpgcache background worker"),
-                    errhint("Raise max_worker_processes.")));
-  pid_t pid = 0;
-  BgwHandleStatus status = WaitForBackgroundWorkerStartup(handle, &pid);
-  if (status != BGWH_STARTED)
-    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-                    errmsg("could not start a fastpgcache background worker"),
-                    errhint("See the server log.")));
-  // Wait until a worker holds the lock: ours, or one that won a race.
+namespace {
+
+// Waits until a worker holds this database's lock: returns the pid if it is
+// ours (`pid`), 0 with a NOTICE if another one won a race. Raises errors.
+int WaitForWorkerLock(BackgroundWorkerHandle *handle, pid_t pid, const char *dbname) {
   for (int i = 0; i < 1000; i++) {
     int holder = LockHolderPid(kLockAny);
-    if (holder == pid) return Int32GetDatum(pid);
+    if (holder == pid) return pid;
     if (holder != 0) {
-      ereport(NOTICE,
-              (errmsg("a fastpgcache worker already runs in database \"%s\" (pid %d)", dbname, holder)));
-      fcinfo->isnull = true;
+      ereport(NOTICE, (errmsg("a fastpgcache worker already runs in database \"%s\" (pid %d)", dbname, holder)));
       return 0;
     }
     pid_t now_pid;
@@ -97,7 +77,61 @@ Datum StartWorker(FunctionCallInfo fcinfo) {
     ResetLatch(MyLatch);
     CHECK_FOR_INTERRUPTS();
   }
-  return Int32GetDatum(pid);  // started, but slow to take its lock
+  return pid;  // started, but slow to take its lock
+}
+
+}  // namespace
+
+// cache_start_worker(): C-style body, run as one guarded step.
+//
+// The worker is registered with a restart time, so that after a crash-restart
+// the postmaster starts it again (dynamic workers registered with
+// BGW_NEVER_RESTART are forgotten then); it exits with status 0, which
+// unregisters it for good, when it is stopped (cache_stop_worker(),
+// pg_terminate_backend()), when the extension is dropped or its database is
+// needed exclusively.
+Datum StartWorker(FunctionCallInfo fcinfo) {
+  const char *dbname = get_database_name(MyDatabaseId);
+  int running = LockHolderPid(kLockAny);
+  if (running != 0) {
+    ereport(NOTICE, (errmsg("a fastpgcache worker already runs in database \"%s\" (pid %d)", dbname, running)));
+    fcinfo->isnull = true;
+    return 0;
+  }
+  BackgroundWorker worker;
+  FillWorker(&worker, WorkerKind::kDynamic, MyDatabaseId);
+  worker.bgw_restart_time = kRestartSeconds;
+  worker.bgw_notify_pid = MyProcPid;
+  snprintf(worker.bgw_name, BGW_MAXLEN, "fastpgcache worker for database %s", dbname);
+  BackgroundWorkerHandle *handle = nullptr;
+  if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+    ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                    errmsg("could not register a fastpgcache background worker"),
+                    errhint("Raise max_worker_processes.")));
+  // From here on the worker holds a slot: if this call fails or is cancelled
+  // while waiting, take the worker back, or the slot stays taken.
+  volatile int result = 0;
+  PG_TRY();
+  {
+    pid_t pid = 0;
+    BgwHandleStatus status = WaitForBackgroundWorkerStartup(handle, &pid);
+    if (status != BGWH_STARTED)
+      ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+                      errmsg("could not start a fastpgcache background worker"), errhint("See the server log.")));
+    result = WaitForWorkerLock(handle, pid, dbname);
+  }
+  PG_CATCH();
+  {
+    TerminateBackgroundWorker(handle);
+    PG_RE_THROW();
+  }
+  PG_END_TRY();
+  if (result == 0) {
+    // Another worker won: ours exits by itself (the lock is taken).
+    fcinfo->isnull = true;
+    return 0;
+  }
+  return Int32GetDatum(result);
 }
 
 // cache_stop_worker(): C-style body, run as one guarded step.
@@ -115,7 +149,7 @@ Datum StopWorker(FunctionCallInfo) {
   PGPROC *proc = BackendPidGetProc(pid);
   if (proc == nullptr || proc->databaseId != MyDatabaseId) return BoolGetDatum(false);
   if (kill(pid, SIGTERM) != 0)
-    ereport(ERROR, (errmsg("could not signal fastpgcache worker (pid %d): %m", pid)));
+    ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not signal fastpgcache worker (pid %d): %m", pid)));
   // Wait (up to 10 s) until it is gone.
   for (int i = 0; i < 1000 && BackendPidGetProc(pid) != nullptr; i++) {
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
@@ -125,13 +159,18 @@ Datum StopWorker(FunctionCallInfo) {
   return BoolGetDatum(true);
 }
 
-void RegisterStaticWorker() {
+void RegisterLauncher() {
   if (!process_shared_preload_libraries_in_progress || !guc::worker_enabled) return;
   BackgroundWorker worker;
-  FillWorker(&worker);
+  memset(&worker, 0, sizeof worker);
+  // Connected to no database: it only reads pg_database (a shared catalog).
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
   worker.bgw_restart_time = kRestartSeconds;
-  worker.bgw_main_arg = ObjectIdGetDatum(InvalidOid);
-  snprintf(worker.bgw_name, BGW_MAXLEN, "%s", kWorkerType);
+  snprintf(worker.bgw_library_name, BGW_MAXLEN, "fastpgcache");
+  snprintf(worker.bgw_function_name, BGW_MAXLEN, "fastpgcache_launcher_main");
+  snprintf(worker.bgw_type, BGW_MAXLEN, "%s", kLauncherType);
+  snprintf(worker.bgw_name, BGW_MAXLEN, "%s", kLauncherType);
   RegisterBackgroundWorker(&worker);
 }
 

@@ -1,16 +1,25 @@
-// The background expiry worker: the process and its main loop.
+// The background expiry worker: its processes and their main loops.
 //
 // One worker per database deletes expired rows of cache_entries. With
-// shared_preload_libraries it starts with the server in fastpgcache.database
-// (the "static" worker); without it, cache_start_worker() starts one for the
-// current database (a "dynamic" worker) and cache_stop_worker() stops it.
+// shared_preload_libraries, a launcher starts with the server and keeps a
+// worker running in fastpgcache.database (the "launched" worker); without
+// it, cache_start_worker() starts one for the current database (a "dynamic"
+// worker) and cache_stop_worker() stops it.
+//
+// The launcher connects to no database: it looks fastpgcache.database up in
+// pg_database (a shared catalog) and starts the worker for it, again 5 s
+// after that worker exits, for whatever reason. A database that does not
+// exist gets one WARNING and a quiet retry every 5 s, and is picked up when
+// it is created. The launcher restarts after a crash-restart (it is
+// preloaded); the dynamic workers do too (they are registered with a restart
+// time), so expiry resumes in every database where a worker ran.
 //
 // How a worker works:
 //  * The table has no index on expires_at (it would make every overwrite a
 //    non-HOT update), so the worker sweeps the heap in ranges of
 //    kBlocksPerBatch blocks with a TID range scan (ctid >= '(b,0)' AND
 //    ctid < '(b2,0)'), remembering where it stopped, so one batch costs at
-//    most one range and a full pass covers the whole table.
+//    most one range and a full pass covers the whole table (sweep.cpp).
 //  * Each batch is its own transaction and one kept SPI plan:
 //      DELETE ... WHERE ctid = ANY (ARRAY(SELECT ctid ... range ...
 //        AND expires_at <= now LIMIT batch_size FOR UPDATE SKIP LOCKED))
@@ -19,6 +28,11 @@
 //    counts are rows its own DELETE removed, so nothing is counted twice.
 //    A row overwritten by cache_set() in the meantime is re-checked
 //    (expires_at <= now) and kept.
+//  * The DELETE runs as the table's owner in a security-restricted operation
+//    (search_path = pg_catalog, pg_temp), as autovacuum runs table code:
+//    never as the bootstrap superuser the worker connects as. If the owner is
+//    a superuser and the table has a trigger that is not a superuser's code,
+//    the worker does not run it: it logs a WARNING and deletes nothing.
 //  * A cycle runs batches until it has covered the whole table once or has
 //    spent fastpgcache.cleanup_max_time; then the worker sleeps
 //    fastpgcache.cleanup_interval on its latch. A cycle that hit its time cap
@@ -26,17 +40,20 @@
 //    of cleanup_max_time only (so at most about half of one CPU), like Redis's
 //    active expiry, which keeps going while many keys are expired.
 //  * Only one worker runs per database: it holds a session advisory lock
-//    (kLockKey, 1), plus (kLockKey, 2) for the static worker or (kLockKey, 3)
-//    for a dynamic one, so that cache_start_worker() can refuse and
-//    cache_stop_worker() can find it (pg_locks shows the holder).
-//  * It stays idle (logging once) while the extension is not installed, and
-//    looks the table up again before each batch, so DROP/CREATE EXTENSION
-//    while it runs are fine. The kept plan's text names the schema, so it is
-//    prepared again when the schema's name changes too (ALTER SCHEMA RENAME),
-//    not only its oid or the table's (see PreparePlan).
+//    (kLockKey, 1), plus (kLockKey, 2) for the launched worker or
+//    (kLockKey, 3) for a dynamic one, so that cache_start_worker() can refuse
+//    and cache_stop_worker() can find it (pg_locks shows the holder).
+//  * While the extension is not installed the launched worker waits (logging
+//    once); a dynamic worker exits (DROP EXTENSION ends it). Both look the
+//    table up again before each batch, so DROP/CREATE EXTENSION while they
+//    run are fine. The kept plan's text names the schema, so it is prepared
+//    again when the schema's name changes too (ALTER SCHEMA RENAME), not
+//    only its oid or the table's (see PreparePlan).
 //  * pg_cancel_backend() of the worker cancels the cycle in progress (its
 //    batch is rolled back and the error logged); the worker goes on. Sent
-//    while the worker sleeps, it is ignored.
+//    while the worker sleeps, it is ignored. pg_terminate_backend() and
+//    cache_stop_worker() stop it: exit status 0, so the postmaster forgets a
+//    dynamic worker, and the launcher starts its worker again after 5 s.
 //  * It leaves its database when someone needs it exclusively (DROP
 //    DATABASE, ALTER DATABASE RENAME/SET TABLESPACE, CREATE DATABASE with it
 //    as template): each wake-up (at least once a second) it tries a
@@ -44,13 +61,19 @@
 //    while they wait for other sessions to go. It never connects to another
 //    database, so it never blocks DROP DATABASE elsewhere.
 //
-// The worker's main function is C-style code: no C++ object with a
-// destructor is alive across a PostgreSQL call, and errors in a cycle are
-// caught with PG_TRY, reported, and the transaction aborted.
+// The main loops below are C-style code holding no C++ object: an error
+// outside a cycle is FATAL, as in any background worker, and the process is
+// started again (launcher: by the postmaster; launched worker: by the
+// launcher; dynamic worker: by the postmaster after kRestartSeconds). A
+// cycle's errors are caught in sweep.cpp.
 
 #include "worker/worker.hpp"
 
 extern "C" {
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
@@ -87,6 +110,28 @@ void CancelHandler(SIGNAL_ARGS) {
   if (g_cancel_allowed) StatementCancelHandler(postgres_signal_arg);
 }
 
+// SIGTERM (cache_stop_worker(), pg_terminate_backend(), server shutdown):
+// stop with exit status 0, which unregisters a worker for good. A cycle in
+// progress is cancelled (its batch rolled back) so that the stop is prompt.
+volatile sig_atomic_t g_stop_requested = false;
+
+void StopHandler(SIGNAL_ARGS) {
+  int saved_errno = errno;
+  g_stop_requested = true;
+  if (g_cancel_allowed) {
+    QueryCancelPending = true;
+    InterruptPending = true;
+  }
+  SetLatch(MyLatch);
+  errno = saved_errno;
+}
+
+void ExitIfStopRequested() {
+  if (!g_stop_requested) return;
+  ereport(LOG, (errmsg("fastpgcache worker: stopping in database \"%s\"", g_state.dbname)));
+  proc_exit(0);
+}
+
 // True when another session holds or waits for a lock on this database that
 // conflicts with a normal connection (DROP DATABASE and friends).
 bool DatabaseWantedExclusively() {
@@ -107,9 +152,30 @@ bool TakeWorkerLock() {
                                              Int32GetDatum(kLockAny)));
   if (ok)
     (void)DirectFunctionCall2(pg_try_advisory_lock_int4, Int32GetDatum(kLockKey),
-                              Int32GetDatum(g_state.is_static ? kLockStatic : kLockDynamic));
+                              Int32GetDatum(g_state.kind == WorkerKind::kLaunched ? kLockStatic : kLockDynamic));
   CommitTransactionCommand();
   return ok;
+}
+
+// The oid of the database called `name`, InvalidOid if there is none (or it
+// is a half-dropped one). A heap scan of pg_database, as the autovacuum
+// launcher does: a process connected to no database cannot use the
+// catalog's indexes. Call inside a transaction.
+Oid LookUpDatabase(const char *name) {
+  Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+  TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+  Oid found = InvalidOid;
+  HeapTuple tuple;
+  while ((tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+    auto *db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
+    if (strcmp(NameStr(db->datname), name) == 0 && !database_is_invalid_form(db)) {
+      found = db->oid;
+      break;
+    }
+  }
+  table_endscan(scan);
+  table_close(rel, AccessShareLock);
+  return found;
 }
 
 // Sleeps ms milliseconds on the latch, answering interrupts.
@@ -126,21 +192,18 @@ void Nap(long ms) {
 using namespace fastpgcache;
 using namespace fastpgcache::worker;
 
-// The worker's entry point. main_arg: InvalidOid for the static worker
-// (database from fastpgcache.database), else the database to clean.
+// The worker's entry point. main_arg: the database to clean; bgw_extra[0]:
+// who started it (WorkerKind).
 void fastpgcache_worker_main(Datum main_arg) {
   Oid dboid = DatumGetObjectId(main_arg);
-  g_state.is_static = !OidIsValid(dboid);
+  g_state.kind = static_cast<WorkerKind>(MyBgworkerEntry->bgw_extra[0]);
 
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
-  pqsignal(SIGTERM, die);  // FATAL at the next CHECK_FOR_INTERRUPTS()
+  pqsignal(SIGTERM, StopHandler);
   pqsignal(SIGINT, CancelHandler);  // cancels the running cycle only
   BackgroundWorkerUnblockSignals();
 
-  if (g_state.is_static)
-    BackgroundWorkerInitializeConnection(guc::database, nullptr, 0);
-  else
-    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+  BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
   pgstat_report_appname(kWorkerType);
   StartTransactionCommand();
   strlcpy(g_state.dbname, get_database_name(MyDatabaseId), NAMEDATALEN);
@@ -149,6 +212,7 @@ void fastpgcache_worker_main(Datum main_arg) {
   TimestampTz last_end = 0;
   long last_pause_ms = 0;  // 0: the next cycle is due now
   for (;;) {
+    ExitIfStopRequested();
     CHECK_FOR_INTERRUPTS();
     ReloadConfigIfAsked();
 
@@ -156,9 +220,9 @@ void fastpgcache_worker_main(Datum main_arg) {
       ereport(LOG, (errmsg("fastpgcache worker: leaving database \"%s\": another session needs it exclusively",
                            g_state.dbname),
                     errdetail("DROP DATABASE, ALTER DATABASE or CREATE DATABASE ... TEMPLATE is waiting.")));
-      // The static worker is restarted after bgw_restart_time; a dynamic one
-      // is gone for good.
-      proc_exit(g_state.is_static ? 1 : 0);
+      // A dynamic worker is gone for good; the launcher starts its worker
+      // again in 5 s if the database still exists under its name.
+      proc_exit(0);
     }
 
     TimestampTz now = GetCurrentTimestamp();
@@ -177,7 +241,7 @@ void fastpgcache_worker_main(Datum main_arg) {
     if (!g_state.have_lock) {
       g_state.have_lock = TakeWorkerLock();
       if (!g_state.have_lock) {
-        if (!g_state.is_static) {
+        if (g_state.kind == WorkerKind::kDynamic) {
           ereport(LOG, (errmsg("fastpgcache worker: another worker already runs in database \"%s\"; exiting",
                                g_state.dbname)));
           proc_exit(0);
@@ -194,13 +258,95 @@ void fastpgcache_worker_main(Datum main_arg) {
 
     CycleResult cycle;
     RunCycle(&cycle);
+    ExitIfStopRequested();
+    if (!cycle.installed && !cycle.failed && g_state.kind == WorkerKind::kDynamic) {
+      ereport(LOG, (errmsg("fastpgcache worker: extension \"fastpgcache\" is not installed in database \"%s\"; "
+                           "exiting",
+                           g_state.dbname),
+                    errhint("Run cache_start_worker() again after CREATE EXTENSION.")));
+      proc_exit(0);
+    }
     last_end = GetCurrentTimestamp();
     last_pause_ms = 0;
     if (cycle.capped && !cycle.failed) {
       // A backlog: pause as long as the time cap (at most the interval).
-      last_pause_ms = guc::cleanup_max_time_ms < guc::cleanup_interval_ms ? guc::cleanup_max_time_ms : guc::cleanup_interval_ms;
+      last_pause_ms = guc::cleanup_max_time_ms < guc::cleanup_interval_ms ? guc::cleanup_max_time_ms
+                                                                          : guc::cleanup_interval_ms;
       if (last_pause_ms < 1) last_pause_ms = 1;
     }
   }
 }
 
+// The launcher's entry point: keeps one worker running in
+// fastpgcache.database. Connected to no database.
+void fastpgcache_launcher_main(Datum) {
+  pqsignal(SIGHUP, SignalHandlerForConfigReload);
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+  pgstat_report_appname(kLauncherType);
+
+  BackgroundWorkerHandle *handle = nullptr;  // the running worker, if any
+  TimestampTz next_start = 0;                // when to (re)start it
+  bool missing_logged = false;
+  bool slots_logged = false;
+  for (;;) {
+    CHECK_FOR_INTERRUPTS();
+    ReloadConfigIfAsked();
+    TimestampTz now = GetCurrentTimestamp();
+    if (handle != nullptr) {
+      pid_t pid;
+      if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED) {
+        pfree(handle);
+        handle = nullptr;
+        next_start = TimestampTzPlusMilliseconds(now, kRestartSeconds * 1000);
+      }
+    }
+    if (handle == nullptr && now >= next_start) {
+      SetCurrentStatementStartTimestamp();
+      StartTransactionCommand();
+      Oid dboid = LookUpDatabase(guc::database);
+      CommitTransactionCommand();
+      next_start = TimestampTzPlusMilliseconds(now, kRestartSeconds * 1000);
+      if (!OidIsValid(dboid)) {
+        if (!missing_logged)
+          ereport(WARNING,
+                  (errcode(ERRCODE_UNDEFINED_DATABASE),
+                   errmsg("fastpgcache launcher: database \"%s\" does not exist", guc::database),
+                   errdetail("No expiry worker runs until it does; the launcher checks again every %d s.",
+                             kRestartSeconds),
+                   errhint("Create the database, or set fastpgcache.database and restart the server.")));
+        missing_logged = true;
+      } else {
+        if (missing_logged)
+          ereport(LOG, (errmsg("fastpgcache launcher: database \"%s\" exists now; starting its worker",
+                               guc::database)));
+        missing_logged = false;
+        BackgroundWorker worker;
+        FillWorker(&worker, WorkerKind::kLaunched, dboid);
+        worker.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it
+        worker.bgw_notify_pid = MyProcPid;            // wakes the launcher when it starts or stops
+        snprintf(worker.bgw_name, BGW_MAXLEN, "%s", kWorkerType);
+        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+        bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
+        MemoryContextSwitchTo(old);
+        if (!registered) {
+          handle = nullptr;
+          if (!slots_logged)
+            ereport(WARNING, (errmsg("fastpgcache launcher: no background worker slot is free for the expiry worker"),
+                              errhint("Raise max_worker_processes; the launcher tries again every %d s.",
+                                      kRestartSeconds)));
+          slots_logged = true;
+        } else {
+          slots_logged = false;
+        }
+      }
+    }
+    long wait_ms = kMaxNapMs;
+    if (handle == nullptr) {
+      long until_start = static_cast<long>((next_start - GetCurrentTimestamp()) / 1000);
+      if (until_start < wait_ms) wait_ms = until_start < 1 ? 1 : until_start;
+    }
+    Nap(wait_ms);
+  }
+}

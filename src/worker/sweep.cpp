@@ -10,7 +10,9 @@ extern "C" {
 #include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
@@ -25,7 +27,11 @@ extern "C" {
 #include "utils/plancache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "common/hashfn.h"
 }
+
+#include <cstring>
 
 #include "guc.hpp"
 #include "stats.hpp"
@@ -127,7 +133,95 @@ struct BatchResult {
   BlockNumber nblocks;  // table size when the batch ran
   BlockNumber advanced; // blocks the sweep position moved forward
   bool wrapped;         // the sweep reached the end of the table
+  bool refused;         // deleting would run untrusted code as a superuser: skipped
 };
+
+// The first enabled, user-defined trigger of `rel` that the worker must not
+// run with superuser rights: one whose function is not owned by a superuser,
+// or that has a WHEN condition (any expression, any function). Null if none.
+// Internal triggers (foreign keys) are PostgreSQL's own code.
+const char *UntrustedTrigger(Relation rel) {
+  TriggerDesc *triggers = rel->trigdesc;
+  if (triggers == nullptr) return nullptr;
+  for (int i = 0; i < triggers->numtriggers; i++) {
+    const Trigger &trigger = triggers->triggers[i];
+    if (trigger.tgisinternal || trigger.tgenabled == TRIGGER_DISABLED) continue;
+    bool trusted = trigger.tgqual == nullptr;
+    HeapTuple proc = SearchSysCache1(PROCOID, ObjectIdGetDatum(trigger.tgfoid));
+    if (HeapTupleIsValid(proc)) {
+      trusted = trusted && superuser_arg(reinterpret_cast<Form_pg_proc>(GETSTRUCT(proc))->proowner);
+      ReleaseSysCache(proc);
+    } else {
+      trusted = false;
+    }
+    if (!trusted) return trigger.tgname;
+  }
+  return nullptr;
+}
+
+// Runs the kept DELETE plan as `owner` (the table's owner) inside a
+// security-restricted operation with search_path = pg_catalog, pg_temp, as
+// autovacuum and REFRESH MATERIALIZED VIEW run table code: what the table
+// runs on a delete (triggers) runs with the owner's rights, not the
+// worker's (the bootstrap superuser), and cannot change roles or leave
+// settings behind. An error aborts the transaction, which restores the user
+// and the settings.
+int ExecuteAsOwner(Oid owner, Datum *values) {
+  Oid saved_user;
+  int saved_context;
+  GetUserIdAndSecContext(&saved_user, &saved_context);
+  SetUserIdAndSecContext(owner, saved_context | SECURITY_RESTRICTED_OPERATION);
+  int nest_level = NewGUCNestLevel();
+  (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+                          0, false);
+  int rc = SPI_execute_plan(g_state.plan, values, nullptr, false, 0);
+  AtEOXact_GUC(false, nest_level);
+  SetUserIdAndSecContext(saved_user, saved_context);
+  return rc;
+}
+
+// Deletes up to cleanup_batch_size expired rows of the next range of the
+// heap (kBlocksPerBatch blocks from g_state.pos), as the table's owner, and
+// moves the sweep position. Raises PostgreSQL errors.
+void SweepRange(Oid nsp, Oid relid, Oid owner, BlockNumber nblocks, BatchResult *out) {
+  PreparePlan(nsp, relid);
+  if (g_state.pos >= nblocks) {
+    out->wrapped = true;
+    g_state.pos = 0;
+    return;
+  }
+  BlockNumber start = g_state.pos;
+  BlockNumber end = nblocks - start > kBlocksPerBatch ? start + kBlocksPerBatch : nblocks;
+  ItemPointerData from, to;
+  ItemPointerSet(&from, start, 0);
+  ItemPointerSet(&to, end, 0);
+  Datum values[4] = {PointerGetDatum(&from), PointerGetDatum(&to), TimestampTzGetDatum(GetCurrentTimestamp()),
+                     Int64GetDatum(guc::cleanup_batch_size)};
+  int rc = ExecuteAsOwner(owner, values);
+  if (rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "fastpgcache worker: DELETE failed: %s", SPI_result_code_string(rc));
+  out->deleted = SPI_processed;
+  BlockNumber next = end;
+  if (out->deleted >= static_cast<uint64>(guc::cleanup_batch_size)) {
+    // A full batch: the range may hold more. Continue from the last block
+    // this batch deleted from.
+    BlockNumber last = start;
+    for (uint64 i = 0; i < SPI_processed; i++) {
+      bool isnull;
+      Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+      if (!isnull) {
+        BlockNumber b = ItemPointerGetBlockNumber(reinterpret_cast<ItemPointer>(DatumGetPointer(d)));
+        if (b > last) last = b;
+      }
+    }
+    next = last;
+  }
+  out->advanced = next - start;
+  g_state.pos = next;
+  if (next >= nblocks) {
+    out->wrapped = true;
+    g_state.pos = 0;
+  }
+}
 
 // One batch: one transaction, one range. Raises PostgreSQL errors (caught by
 // RunCycle).
@@ -176,49 +270,37 @@ void RunBatch(BatchResult *out) {
     g_state.ext_state = 1;
 
     BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+    Oid owner = rel->rd_rel->relowner;
+    // Triggers cannot change while the lock is held (CREATE TRIGGER
+    // conflicts with it).
+    const char *untrusted = superuser_arg(owner) ? UntrustedTrigger(rel) : nullptr;
+    if (untrusted != nullptr) {
+      out->refused = true;
+      if (!g_state.refusal_logged)
+        ereport(WARNING,
+                (errmsg("fastpgcache worker: not removing expired entries from cache_entries in database \"%s\"",
+                        g_state.dbname),
+                 errdetail("The table has trigger \"%s\", which is not a superuser's code, and the table's owner is a "
+                           "superuser: the worker would run it with superuser rights.",
+                           untrusted),
+                 errhint("Drop the trigger, or give cache_entries an owner that is not a superuser "
+                         "(ALTER TABLE ... OWNER TO): the worker deletes as the table's owner.")));
+      g_state.refusal_logged = true;
+    } else {
+      if (g_state.refusal_logged)
+        ereport(LOG, (errmsg("fastpgcache worker: removing expired entries from cache_entries in database \"%s\" "
+                             "again",
+                             g_state.dbname)));
+      g_state.refusal_logged = false;
+    }
     table_close(rel, NoLock);  // the lock is kept until commit
     out->nblocks = nblocks;
 
-    PreparePlan(nsp, relid);
-    if (g_state.pos >= nblocks) {
-      out->wrapped = true;
-      g_state.pos = 0;
-    } else {
-      BlockNumber start = g_state.pos;
-      BlockNumber end = nblocks - start > kBlocksPerBatch ? start + kBlocksPerBatch : nblocks;
-      ItemPointerData from, to;
-      ItemPointerSet(&from, start, 0);
-      ItemPointerSet(&to, end, 0);
-      Datum values[4] = {PointerGetDatum(&from), PointerGetDatum(&to),
-                         TimestampTzGetDatum(GetCurrentTimestamp()), Int64GetDatum(guc::cleanup_batch_size)};
-      int rc = SPI_execute_plan(g_state.plan, values, nullptr, false, 0);
-      if (rc != SPI_OK_DELETE_RETURNING)
-        elog(ERROR, "fastpgcache worker: DELETE failed: %s", SPI_result_code_string(rc));
-      out->deleted = SPI_processed;
-      BlockNumber next = end;
-      if (out->deleted >= static_cast<uint64>(guc::cleanup_batch_size)) {
-        // A full batch: the range may hold more. Continue from the last
-        // block this batch deleted from.
-        BlockNumber last = start;
-        for (uint64 i = 0; i < SPI_processed; i++) {
-          bool isnull;
-          Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-          if (!isnull) {
-            BlockNumber b = ItemPointerGetBlockNumber(reinterpret_cast<ItemPointer>(DatumGetPointer(d)));
-            if (b > last) last = b;
-          }
-        }
-        next = last;
-      }
-      out->advanced = next - start;
-      g_state.pos = next;
-      if (next >= nblocks) {
-        out->wrapped = true;
-        g_state.pos = 0;
-      }
-    }
+    if (!out->refused) SweepRange(nsp, relid, owner, nblocks, out);
   } else {
-    if (g_state.ext_state != -1)
+    // A dynamic worker exits (main.cpp); the launched one waits, saying so
+    // once.
+    if (g_state.kind == WorkerKind::kLaunched && g_state.ext_state != -1)
       ereport(LOG, (errmsg("fastpgcache worker: extension \"fastpgcache\" is not installed in database \"%s\"; "
                            "waiting for CREATE EXTENSION",
                            g_state.dbname)));
@@ -246,28 +328,45 @@ void ReloadConfigIfAsked() {
   }
 }
 
-// Runs batches until the table has been covered once or the time cap is hit.
-// Catches errors: they are logged, and the worker tries again next cycle.
-void RunCycle(CycleResult *out) {
-  MemoryContext cxt = CurrentMemoryContext;
-  // volatile: read after a longjmp into this frame.
-  volatile uint64 deleted = 0;
-  volatile bool installed = false;
-  volatile bool capped = false;
-  volatile bool failed = false;
-  TimestampTz started = GetCurrentTimestamp();
+// Logs an error a cycle caught (a copy: see Guarded()): as LOG for a
+// cancel, else as a WARNING; the same error as last time only at DEBUG1, so
+// that a persistent problem (a table altered by hand, say) logs once rather
+// than every cycle. edata may be null (no memory to copy the error).
+void ReportCycleError(ErrorData *edata) {
+  if (edata == nullptr) {
+    ereport(WARNING, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("fastpgcache worker: out of memory in a cycle")));
+    return;
+  }
+  uint32 key = static_cast<uint32>(edata->sqlerrcode) * 31u +
+               (edata->message != nullptr ? hash_bytes(reinterpret_cast<const unsigned char *>(edata->message),
+                                                       static_cast<int>(strlen(edata->message)))
+                                          : 0u);
+  bool repeated = g_state.last_error_key == key;
+  g_state.last_error_key = key;
+  if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+    edata->elevel = LOG;
+  else
+    edata->elevel = repeated ? DEBUG1 : WARNING;
+  edata->context = psprintf("fastpgcache worker cycle in database \"%s\"", g_state.dbname);
+  ThrowErrorData(edata);  // below ERROR: reports and returns
+}
 
+// Runs batches until the table has been covered once or the time cap is hit.
+// Catches errors: they are logged, the transaction is aborted, and the
+// worker tries again next cycle.
+void RunCycle(CycleResult *out) {
+  *out = CycleResult{};
+  TimestampTz started = GetCurrentTimestamp();
   QueryCancelPending = false;  // a cancel sent before this cycle: ignored
   g_cancel_allowed = true;
-  PG_TRY();
-  {
+  try {
     BlockNumber covered = 0;
     for (;;) {
       BatchResult batch;
-      RunBatch(&batch);
-      installed = batch.installed;
-      if (!batch.installed || batch.busy) break;
-      deleted += batch.deleted;
+      Guarded([&] { RunBatch(&batch); });
+      out->installed = batch.installed;
+      if (!batch.installed || batch.busy || batch.refused) break;
+      out->deleted += batch.deleted;
       StatsAdd(kStatExpiredByWorker, batch.deleted);
       covered += batch.advanced;
       TimestampTz now = GetCurrentTimestamp();
@@ -279,25 +378,27 @@ void RunCycle(CycleResult *out) {
       if (covered >= batch.nblocks || (batch.wrapped && batch.nblocks == 0)) break;
       if (TimestampDifferenceExceeds(started, now, guc::cleanup_max_time_ms)) {
         // A backlog: at least one full batch of expired rows this cycle.
-        capped = deleted >= static_cast<uint64>(guc::cleanup_batch_size);
+        out->capped = out->deleted >= static_cast<uint64>(guc::cleanup_batch_size);
         break;
       }
-      CHECK_FOR_INTERRUPTS();
-      ReloadConfigIfAsked();
+      Guarded([] {
+        CHECK_FOR_INTERRUPTS();
+        ReloadConfigIfAsked();
+      });
     }
+    g_state.last_error_key = 0;
+  } catch (const PgError &e) {
+    out->failed = true;
+    Guarded([&] {
+      HOLD_INTERRUPTS();
+      ReportCycleError(e.edata());
+      AbortCurrentTransaction();
+      pgstat_report_activity(STATE_IDLE, nullptr);
+      RESUME_INTERRUPTS();
+    });
   }
-  PG_CATCH();
-  {
-    HOLD_INTERRUPTS();
-    MemoryContextSwitchTo(cxt);
-    EmitErrorReport();
-    AbortCurrentTransaction();
-    FlushErrorState();
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    RESUME_INTERRUPTS();
-    failed = true;
-  }
-  PG_END_TRY();
+  // No other exception can come out of the loop: its PostgreSQL calls are
+  // Guarded() (noexcept inside) and the rest is plain arithmetic.
   // From here on a cancel would end the worker: stop taking them, then drop
   // one that arrived after the last CHECK_FOR_INTERRUPTS() of the cycle.
   g_cancel_allowed = false;
@@ -306,12 +407,8 @@ void RunCycle(CycleResult *out) {
   TimestampTz ended = GetCurrentTimestamp();
   StatsAdd(kStatWorkerCycles, 1);
   StatsSet(kStatLastCycleMicros, static_cast<uint64>(ended - started));
-  StatsSet(kStatLastCycleRows, deleted);
-  pgstat_report_stat(false);
-  out->installed = installed;
-  out->failed = failed;
-  out->capped = capped;
-  out->deleted = deleted;
+  StatsSet(kStatLastCycleRows, out->deleted);
+  Guarded([] { pgstat_report_stat(false); });
 }
 
 }  // namespace worker

@@ -1,9 +1,11 @@
-// The background expiry worker: what its three files share.
+// The background expiry worker: what its files share.
 //
-//   main.cpp     the worker process: signals, the main loop, naps
-//   sweep.cpp    one cycle: batches of DELETEs over ranges of the heap
-//   control.cpp  registration (preloaded), cache_start_worker() and
-//                cache_stop_worker()
+//   main.cpp      the processes: the launcher (preloaded) and the worker
+//                 of one database, their signals and main loops
+//   sweep.cpp     one cycle of a worker: batches of DELETEs over ranges of
+//                 the heap
+//   control.cpp   registration of the launcher, cache_start_worker() and
+//                 cache_stop_worker()
 //
 // How the worker works is described in main.cpp. A backend header.
 #pragma once
@@ -19,6 +21,7 @@ extern "C" {
 #include "utils/timestamp.h"
 
 PGDLLEXPORT void fastpgcache_worker_main(Datum main_arg);
+PGDLLEXPORT void fastpgcache_launcher_main(Datum main_arg);
 }
 
 namespace fastpgcache {
@@ -26,20 +29,29 @@ namespace worker {
 
 constexpr int kLockKey = 0x46504331;  // "FPC1": advisory lock key 1
 constexpr int kLockAny = 1;           // held by every worker
-constexpr int kLockStatic = 2;        // held by the static worker
-constexpr int kLockDynamic = 3;       // held by a dynamic worker
+constexpr int kLockStatic = 2;        // held by the worker the launcher started
+constexpr int kLockDynamic = 3;       // held by a worker cache_start_worker() started
 constexpr BlockNumber kBlocksPerBatch = 128;  // 1 MB of heap per batch
 constexpr int kRestartSeconds = 5;
 constexpr long kMaxNapMs = 1000;  // wake at least this often
 
 constexpr const char *kWorkerType = "fastpgcache worker";
+constexpr const char *kLauncherType = "fastpgcache launcher";
+
+// Who started a worker; travels in bgw_extra[0].
+enum class WorkerKind : uint8 {
+  kLaunched = 1,  // the launcher, for fastpgcache.database (preloaded)
+  kDynamic = 2,   // cache_start_worker(), for the caller's database
+};
 
 // Per-worker state. Plain data.
 struct WorkerState {
-  bool is_static;
+  WorkerKind kind;
   bool have_lock;
   int ext_state;  // 0 unknown, 1 installed, -1 not installed (logged)
   bool lock_wait_logged;
+  bool refusal_logged;     // the untrusted-trigger WARNING was logged
+  uint32 last_error_key;   // the last error a cycle logged, 0 after a good cycle
   // What the kept plan was prepared for. Its SQL text names the schema, and
   // PostgreSQL's plan cache re-parses that text after any invalidation
   // (ALTER SCHEMA ... RENAME sends one), so the plan is only right while the
@@ -55,7 +67,7 @@ struct WorkerState {
 };
 extern WorkerState g_state;
 
-// True only inside RunCycle's PG_TRY: see CancelHandler in main.cpp.
+// True only inside RunCycle's loop: see CancelHandler in main.cpp.
 extern volatile sig_atomic_t g_cancel_allowed;
 
 // ------------------------------------------------------------- sweep.cpp
@@ -77,11 +89,11 @@ void ReloadConfigIfAsked();
 // ------------------------------------------------------------ control.cpp
 
 // Fills the fields every fastpgcache worker shares.
-void FillWorker(BackgroundWorker *worker);
+void FillWorker(BackgroundWorker *worker, WorkerKind kind, Oid database);
 
-// Called from _PG_init while preloading: registers the static worker unless
+// Called from _PG_init while preloading: registers the launcher unless
 // fastpgcache.worker_enabled is off.
-void RegisterStaticWorker();
+void RegisterLauncher();
 
 // Bodies of cache_start_worker() and cache_stop_worker() (sql_api.cpp):
 // C-style, each run as one guarded step.
