@@ -3,9 +3,13 @@
 EXTENSION = fastpgcache
 MODULE_big = fastpgcache
 OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/stats.o \
-       src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/sql_api.o \
+       src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/mutate.o src/keyspace.o \
+       src/redis_values.o src/resp/glob.o src/sql_api.o \
        src/worker/main.o src/worker/sweep.o src/worker/control.o
+# The install script of the current version and the upgrade scripts are
+# assembled from extension/*.sql, so that each function is written once.
 DATA = fastpgcache--1.0.sql
+DATA_built = fastpgcache--1.1.sql fastpgcache--1.0--1.1.sql
 PGFILEDESC = "fastpgcache - Redis-style cache inside PostgreSQL"
 
 PG_CONFIG ?= pg_config
@@ -32,3 +36,10 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# After PGXS, so that its "all" stays the default goal.
+fastpgcache--1.1.sql: extension/base.sql extension/commands-1.1.sql
+	{ printf -- '-- FastPgCache 1.1: a Redis-style key/value cache with TTL.\n-- Assembled from extension/base.sql and extension/commands-1.1.sql by the Makefile.\n\n\\echo Use "CREATE EXTENSION fastpgcache" to load this file. \\quit\n\n'; cat $^; } > $@
+
+fastpgcache--1.0--1.1.sql: extension/upgrade-1.0-1.1.sql extension/commands-1.1.sql
+	{ printf -- '-- FastPgCache 1.0 -> 1.1: the Redis command set.\n-- Assembled from extension/upgrade-1.0-1.1.sql and extension/commands-1.1.sql by the Makefile.\n\n\\echo Use "ALTER EXTENSION fastpgcache UPDATE TO '"'"'1.1'"'"'" to load this file. \\quit\n\n'; cat $^; } > $@

@@ -62,6 +62,7 @@ tap() {  # tap DB
 }
 
 run_suite "pg_regress (sql/, expected/)" regress
+run_suite "extension upgrade 1.0 -> 1.1" bash test/upgrade/run.sh
 new_db tap_extension extension
 run_suite "pgTAP semantics, extension" tap tap_extension
 run_suite "pgTAP semantics, extension, reads and writes through SPI" env PGOPTIONS="-c fastpgcache.index_scan_reads=off -c fastpgcache.direct_writes=off" pg_prove --ext .sql -d tap_extension t/
