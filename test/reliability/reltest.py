@@ -211,7 +211,8 @@ class Function:
 
     @property
     def signature(self):
-        return "%s(%s)" % (self.name, self.identity)
+        args = [a for a in self.identity.split(", ") if a and not a.startswith("OUT ")]
+        return "%s(%s)" % (self.name, ", ".join(args))
 
     def call_sql(self, nargs=None, schema=True):
         """SELECT statement calling the function with nargs %s placeholders,
@@ -301,8 +302,8 @@ class Raw:
 
 def key_hash_sql(expr):
     """SQL computing the extension's key_hash of a text expression."""
-    return ("pg_catalog.encode(pg_catalog.substring(pg_catalog.sha256(pg_catalog.convert_to(%s, 'UTF8')) "
-            "FROM 1 FOR 16), 'hex')::uuid" % expr)
+    return ("pg_catalog.encode(pg_catalog.substr(pg_catalog.sha256(pg_catalog.convert_to(%s, 'UTF8')), "
+            "1, 16), 'hex')::uuid" % expr)
 
 
 def main_guard(fn):
