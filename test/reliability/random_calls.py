@@ -316,6 +316,8 @@ def main():
     T.note("functions under test (from pg_depend): " + ", ".join(f.signature for f in fns))
     T.check("the catalog lists the extension's functions", True, len(fns) >= 10, "found %d" % len(fns))
 
+    read_only_per_function(dsn, fns)
+
     populate(conn)
     run(conn, "SELECT cache_cleanup()")  # a known state: expired rows gone...
     populate(conn)                        # ...and back
@@ -437,6 +439,55 @@ def main():
     if not failures:
         T.ok("every call ended in a result or a clear error (seed %d)" % seed)
     return T.finish()
+
+
+def read_only_per_function(dsn, fns):
+    """Issue 9, defect 3: inside BEGIN READ ONLY every call that writes must
+    raise 25006 (read_only_sql_transaction) and write nothing, through the
+    direct paths and through SQL; a call that only reads must work. Whether a
+    call writes is observed, not assumed: run normally in a rolled-back
+    transaction, does it take a transaction id?"""
+    conn = reltest.connect(dsn)
+    for mode, gucs in (("direct paths", ""), ("SQL paths", "SET fastpgcache.index_scan_reads = off; "
+                                                              "SET fastpgcache.direct_writes = off")):
+        if gucs:
+            run(conn, gucs)
+        for fn in fns:
+            if fn.name in ("cache_start_worker", "cache_stop_worker", "fastpgcache_selftest"):
+                continue
+            args = reltest.sample_args(fn, key="ro:k", key2="ro:k2")
+            # The key holds JSON text (so cache_get_json reads it too), and an
+            # expired row waits (so that cache_cleanup has something to do).
+            run(conn, "SELECT cache_set('ro:k', '\"before\"'), cache_set('ro:k2', 'before')")
+            run(conn, "INSERT INTO cache_entries (key_hash, key, value, kind, expires_at) VALUES (%s, 'ro:old', "
+                      "'v'::bytea, 't', now() - interval '1 hour') ON CONFLICT DO NOTHING"
+                      % reltest.key_hash_sql("'ro:old'"))
+            writer = reltest.is_writer(conn, fn, args)
+            repro = "SELECT cache_set('ro:k', '\"before\"'); %sBEGIN READ ONLY; %s" % (
+                gucs + "; " if gucs else "", fn.literal_sql(args))
+            run(conn, "BEGIN READ ONLY")
+            o = reltest.call(conn, fn, args)
+            x = None if o.error else run(conn, "SELECT pg_current_xact_id_if_assigned() IS NOT NULL").rows[0][0]
+            run(conn, "ROLLBACK")
+            if o.lost:
+                T.not_ok("READ ONLY (%s): %s crashed the server" % (mode, fn.signature), o.describe(),
+                         "reproducer: " + repro)
+                reltest.wait_for_server(dsn)
+                conn = reltest.connect(dsn)
+                continue
+            after = run(conn, "SELECT cache_get('ro:k')").rows
+            if writer is None:
+                T.note("READ ONLY (%s): %s: the sample call fails outside READ ONLY too (%s)" %
+                       (mode, fn.signature, o.describe()))
+            elif writer:
+                T.check("READ ONLY (%s): %s writes, so it raises 25006 inside READ ONLY" % (mode, fn.signature),
+                        "25006", o.sqlstate if o.error else "result %s, wrote: %s" % (reltest.shorten(o.rows), x),
+                        "reproducer: " + repro)
+            else:
+                T.check("READ ONLY (%s): %s only reads, so it works inside READ ONLY" % (mode, fn.signature),
+                        "result", "result" if not o.error else o.describe(), "reproducer: " + repro)
+            T.check("READ ONLY (%s): %s left ro:k unchanged" % (mode, fn.signature), [('"before"',)], after, "reproducer: " + repro)
+    conn.close()
 
 
 def check_model(fn, args, rows, model, fail, repro):

@@ -317,3 +317,65 @@ def main_guard(fn):
         print("not ok - checker raised %s: %s" % (type(e).__name__, e), flush=True)
         print("0 passed, 1 failed", flush=True)
         sys.exit(1)
+
+
+# Functions that do not read or write cache_entries (their access is
+# governed by EXECUTE alone). Every other function of the extension takes
+# keys or cleans the table, and a role may do through it what it may do to
+# cache_entries (README, "Privileges").
+NON_TABLE_FUNCTIONS = {"cache_stats", "cache_stats_reset", "cache_start_worker", "cache_stop_worker",
+                       "fastpgcache_selftest"}
+
+
+def sample_args(fn, key="rel:k", key2="rel:k2"):
+    """Plain, valid arguments for fn, by type and parameter name: the key
+    `key` (which callers make exist), a text value, a ttl of 60."""
+    out = []
+    for j, t in enumerate(fn.argtypes):
+        name = (fn.argnames[j] if j < len(fn.argnames) else "").lower()
+        if t == "text":
+            out.append(key if ("key" in name or name in ("k", "pattern")) else
+                       ("selftest_unknown_mode" if fn.name == "fastpgcache_selftest" else "v"))
+        elif t == "jsonb":
+            out.append('{"a": 1}')
+        elif t == "bytea":
+            out.append(b"\x00\x01")
+        elif t in ("integer", "bigint", "smallint"):
+            out.append(60 if "ttl" in name or "sec" in name else 1)
+        elif t == "text[]":
+            out.append([key, key2] if "key" in name else ["v", "w"])
+        elif t == "boolean":
+            out.append(True)
+        elif t in ("double precision", "numeric", "real"):
+            out.append(1)
+        elif t == "timestamp with time zone":
+            out.append("2100-01-01")
+        elif t == "interval":
+            out.append("1 minute")
+        else:
+            out.append(None)
+    return out
+
+
+def call(conn, fn, args, schema=True):
+    """Runs fn(args) (a bytea given as bytes); returns the Outcome."""
+    params = [psycopg2.Binary(a) if isinstance(a, (bytes, bytearray)) else a for a in args]
+    return run(conn, fn.call_sql(len(args), schema=schema), params)
+
+
+def is_writer(conn, fn, args):
+    """True if fn(args), run by this (superuser) connection in a transaction
+    that is rolled back, takes a transaction id, i.e. writes. None if the
+    call failed."""
+    was = conn.autocommit
+    conn.autocommit = True
+    try:
+        run(conn, "BEGIN")
+        o = call(conn, fn, args)
+        x = None if o.error else run(conn, "SELECT pg_catalog.pg_current_xact_id_if_assigned() IS NOT NULL")
+        run(conn, "ROLLBACK")
+        if o.error:
+            return None
+        return bool(x.rows[0][0])
+    finally:
+        conn.autocommit = was
