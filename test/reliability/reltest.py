@@ -120,8 +120,16 @@ class Outcome:
         return "result %r" % (shorten(self.rows),)
 
 
+def _plain(value):
+    if isinstance(value, memoryview):
+        return bytes(value)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def shorten(value, limit=200):
-    s = repr(value)
+    s = repr(_plain(value))
     return s if len(s) <= limit else s[:limit] + "...(%d chars)" % len(s)
 
 
