@@ -5,7 +5,7 @@
 #
 # Env: FPC_SEED (default 20261127 in CI; with FPC_RELIABILITY_LONG=1 a random
 # seed), FPC_RANDOM_CALLS (default 4000, long 200000), FPC_RANDOM_SECONDS
-# (default 75, long 1800). The seed is printed: FPC_SEED=N replays a run.
+# (default 60, long 1800). The seed is printed: FPC_SEED=N replays a run.
 # Prints "N passed, M failed" last.
 set -u
 REL_NAME=random_calls
@@ -19,7 +19,7 @@ if [ "$REL_LONG" = 1 ]; then
 else
   SEED=${FPC_SEED:-20261127}
   CALLS=${FPC_RANDOM_CALLS:-4000}
-  SECONDS_BUDGET=${FPC_RANDOM_SECONDS:-75}
+  SECONDS_BUDGET=${FPC_RANDOM_SECONDS:-60}
 fi
 
 C=calls
