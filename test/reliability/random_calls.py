@@ -286,8 +286,8 @@ class Model:
         self.all_unknown = False
 
     def set(self, key, kind, value, ttl):
-        if ttl is not None and ttl < 10:
-            self.entries[key] = Model.UNKNOWN  # may expire while we look
+        if ttl is not None and ttl < 86400:
+            self.entries[key] = Model.UNKNOWN  # may expire before the run ends
         else:
             self.entries[key] = (kind, value)
 
