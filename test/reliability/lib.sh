@@ -111,12 +111,20 @@ rel_ensure_install() {
 # a free port (kept in REL_TMP/NAME/port). Returns non-zero if it failed.
 rel_cluster() {
   local name=$1; shift
-  local dir="$REL_TMP/$name" port
+  local dir="$REL_TMP/$name" port attempt
   mkdir -p "$dir"
-  port=$(free_port) || return 1
-  echo "$port" >"$dir/port"
   REL_CLUSTERS+=("$dir")
-  cluster_start "$dir" "$port" "log_line_prefix = '%m [%p] %q%a '" "$@"
+  # Other people's tests share this machine: a free port can be taken between
+  # free_port and the bind. Then try another.
+  for attempt in 1 2 3 4 5; do
+    port=$(free_port) || return 1
+    echo "$port" >"$dir/port"
+    cluster_start "$dir" "$port" "log_line_prefix = '%m [%p] %q%a '" "$@" >"$dir/start.out" 2>&1 && return 0
+    grep -q 'Address already in use' "$dir/start.out" || { cat "$dir/start.out"; return 1; }
+    echo "# port $port was taken meanwhile (attempt $attempt); trying another"
+  done
+  cat "$dir/start.out"
+  return 1
 }
 port_of() { cat "$REL_TMP/$1/port"; }
 sock_of() { echo "$REL_TMP/$1/sock"; }
