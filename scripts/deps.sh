@@ -9,6 +9,7 @@ packages=(
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   nlohmann-json3-dev libcurl4-openssl-dev python3
   redis-server redis-tools
+  sqlsmith python3-psycopg2
 )
 
 missing=()
