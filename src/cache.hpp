@@ -88,11 +88,12 @@ struct CacheTable {
   Oid schema;
   Oid relid;
   Oid index;  // the key_hash btree, or InvalidOid if the direct paths may not be used
-  // A column whose type the SQL path would silently convert (null if none):
-  // the functions refuse to run their SQL on such a table.
-  const char *bad_column;
-  Oid bad_type;
-  Oid good_type;
+  // A column whose type the SQL path would misread or silently convert
+  // (null if none), for reads [0] and writes [1]: the functions refuse to
+  // run their SQL on such a table.
+  const char *bad_column[2];
+  Oid bad_type[2];
+  Oid good_type[2];
 };
 extern CacheTable g_table;
 
@@ -160,13 +161,14 @@ bool IndexAllowsDirectPaths(Oid relid, Oid index);
 bool TupleShapeMatches(Relation rel);
 
 // The name of the first column of cache_entries (in `relid`) whose type the
-// SQL path would silently convert (a bytea value into a text column, say),
-// with its type and the expected one; null if there is none. PostgreSQL
-// calls only.
-const char *SqlColumnMismatch(Oid relid, Oid *actual, Oid *expected);
+// SQL path would misread, or for a write silently convert (a bytea value
+// into a text column, say), with its type and the expected one; null if
+// there is none. PostgreSQL calls only.
+const char *SqlColumnMismatch(Oid relid, bool for_write, Oid *actual, Oid *expected);
 
-// Throws 42804 if g_table.bad_column is set.
-void CheckSqlColumns();
+// Throws 42804 if the table has a column whose type the SQL path would
+// misread (reads) or silently convert (writes).
+void CheckSqlColumns(bool for_write);
 
 // True if an overwrite of `rel` (whose shape matches) may skip the executor:
 // nothing else has to run on an update (triggers, row level security, CHECK

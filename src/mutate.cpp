@@ -78,7 +78,7 @@ void Mutate(FunctionCallInfo fcinfo, const char *function, const text *key, bool
             FunctionRef<Change(const Current &)> decide) {
   CheckWritable(function);
   EnsurePlans(FunctionSchema(fcinfo));
-  CheckSqlColumns();
+  CheckSqlColumns(true);
   pg_uuid_t hash = KeyHash(key);
   for (int attempt = 0;; attempt++) {
     SpiCall spi;
@@ -126,7 +126,7 @@ bool MultiSetNx(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const 
                 bool expires, TimestampTz expires_at) {
   CheckWritable("cache_msetnx()");
   EnsurePlans(FunctionSchema(fcinfo));
-  CheckSqlColumns();
+  CheckSqlColumns(true);
   // One pair per distinct key hash, the last occurrence winning, in key_hash
   // order (rows are locked in that order: no deadlock between two batches).
   std::vector<pg_uuid_t> hashes(keys.size());

@@ -226,7 +226,9 @@ void LookUpTable(Oid schema) {
   g_table.relid = get_relname_relid("cache_entries", schema);
   g_table.index = get_relname_relid("cache_entries_pkey", schema);
   if (!IndexAllowsDirectPaths(g_table.relid, g_table.index)) g_table.index = InvalidOid;
-  g_table.bad_column = SqlColumnMismatch(g_table.relid, &g_table.bad_type, &g_table.good_type);
+  for (int write = 0; write < 2; write++)
+    g_table.bad_column[write] =
+        SqlColumnMismatch(g_table.relid, write == 1, &g_table.bad_type[write], &g_table.good_type[write]);
   g_table.valid = true;
 }
 
@@ -251,13 +253,14 @@ void EnsurePlans(Oid schema) {
   });
 }
 
-void CheckSqlColumns() {
-  if (g_table.bad_column == nullptr) return;
-  std::string actual = Guarded([&] { return format_type_be(g_table.bad_type); });
-  std::string wanted = Guarded([&] { return format_type_be(g_table.good_type); });
+void CheckSqlColumns(bool for_write) {
+  int i = for_write ? 1 : 0;
+  if (g_table.bad_column[i] == nullptr) return;
+  std::string actual = Guarded([&] { return format_type_be(g_table.bad_type[i]); });
+  std::string wanted = Guarded([&] { return format_type_be(g_table.good_type[i]); });
   throw CacheError(sqlstate::kDatatypeMismatch,
-                   std::string("column ") + g_table.bad_column + " of cache_entries has type " + actual + ", not " +
-                       wanted,
+                   std::string("column ") + g_table.bad_column[i] + " of cache_entries has type " + actual +
+                       ", not " + wanted,
                    "The table was altered by hand; fastpgcache cannot use it.",
                    "Restore the column's type, or drop and create the extension again.");
 }

@@ -15,6 +15,7 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -59,7 +60,14 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
     table_close(rel, RowExclusiveLock);
     return Direct::kUseSql;
   }
-  Relation irel = index_open(g_table.index, RowExclusiveLock);
+  // The index can be gone although the table's lock was taken after it was
+  // looked up (REINDEX CONCURRENTLY drops the old one): look again.
+  Relation irel = try_relation_open(g_table.index, RowExclusiveLock);
+  if (irel == nullptr || !g_table.valid || irel->rd_rel->relkind != RELKIND_INDEX) {
+    if (irel != nullptr) relation_close(irel, RowExclusiveLock);
+    table_close(rel, RowExclusiveLock);
+    return Direct::kPlansChanged;
+  }
   Snapshot snapshot = FreshSnapshot();
   IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
   TupleTableSlot *old_slot = table_slot_create(rel, nullptr);
@@ -127,7 +135,7 @@ void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, boo
     StatsAdd(kStatSets);
     return;
   }
-  CheckSqlColumns();
+  CheckSqlColumns(true);
   bool try_update = outcome != Direct::kNoRow;  // no row: insert at once
   Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
                      TimestampTzGetDatum(expires_at)};
@@ -200,7 +208,7 @@ void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const st
   args[3] = TimestampTzGetDatum(expires_at);
   const char nulls[4] = {' ', ' ', ' ', expires ? ' ' : 'n'};
   EnsurePlans(FunctionSchema(fcinfo));
-  CheckSqlColumns();
+  CheckSqlColumns(true);
   SpiCall spi;
   spi.Execute(kMultiUpsert, args, nulls, 0);
   spi.Finish();
