@@ -46,7 +46,9 @@ def dsn_for(base, user, options=""):
 
 
 def reset_keys(su):
-    run(su, "SELECT cache_set(%s, '\"v0\"'), cache_set(%s, 'w0')", (KEY, KEY2))
+    # '7': valid text, JSON, integer and float, so that every function
+    # (cache_get_json, cache_incr, cache_incrbyfloat ...) succeeds on it.
+    run(su, "SELECT cache_set(%s, '7'), cache_set(%s, 'w0')", (KEY, KEY2))
     run(su, "INSERT INTO cache_entries (key_hash, key, value, kind, expires_at) VALUES (%s, 'priv:old', "
             "'v'::bytea, 't', now() - interval '1 hour') ON CONFLICT DO NOTHING" % reltest.key_hash_sql("'priv:old'"))
 

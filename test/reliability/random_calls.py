@@ -500,6 +500,9 @@ def check_model(fn, args, rows, model, fail, repro):
     if any(isinstance(a, Raw) for a in args):
         for k in ("k1", "k2", "k3", "k4"):  # the keys the Raw arrays name
             model.forget(k)
+    if name == "cache_set" and args and args[0] is not None and any(a is not False for a in args[3:6]):
+        model.forget(args[0])  # nx / xx / keepttl (or NULL flags): not modelled
+        return
     if name == "cache_set" and args and args[0] is not None:
         ttl = args[2] if len(args) > 2 else None
         if types[1] == "text" and isinstance(args[1], str):
@@ -517,7 +520,12 @@ def check_model(fn, args, rows, model, fail, repro):
         if rows and rows[0][0] != want:
             fail(fn, "returned a count other than the number of pairs", repro, "got %r, want %r" % (rows[0][0], want))
         return
-    if name == "cache_delete" and args and args[0] is not None:
+    if name == "cache_delete" and args and isinstance(args[0], list):
+        for k in args[0]:
+            if isinstance(k, str):
+                model.entries[k] = None
+        return
+    if name == "cache_delete" and args and isinstance(args[0], str):
         st = model.state(args[0])
         if st is not Model.UNKNOWN and rows:
             want = st is not None
@@ -527,7 +535,7 @@ def check_model(fn, args, rows, model, fail, repro):
         return
     if name == "cache_cleanup":
         return  # removes only expired rows: the model holds none it is sure of
-    if name in ("cache_get", "cache_get_bytes", "cache_exists", "cache_ttl") and args and args[0] is not None:
+    if name in ("cache_get", "cache_get_bytes", "cache_exists", "cache_ttl") and args and isinstance(args[0], str):
         st = model.state(args[0])
         if st is Model.UNKNOWN or not rows:
             return
@@ -566,8 +574,12 @@ def check_model(fn, args, rows, model, fail, repro):
         if len(rows) != len(args[0]):
             fail(fn, "not one row per key", repro, "%d keys, %d rows" % (len(args[0]), len(rows)))
         return
-    if name.startswith("cache_get") or name in ("cache_exists", "cache_ttl", "cache_mget", "cache_stats"):
+    # Functions that only read.
+    if name in ("cache_get", "cache_get_json", "cache_get_bytes", "cache_exists", "cache_ttl", "cache_mget",
+                "cache_stats", "cache_pttl", "cache_strlen", "cache_type", "cache_keys", "cache_scan", "cache_dbsize"):
         return
+    if name == "cache_getex" and len(args) > 2 and args[1] is None and args[2] is False:
+        return  # GETEX without options only reads
     # A function this model does not know may change anything its first
     # argument names, or anything at all.
     if fn.argnames[:1] == ["key"] and args and args[0] is not None:

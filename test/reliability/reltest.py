@@ -353,7 +353,9 @@ def sample_args(fn, key="rel:k", key2="rel:k2"):
         elif t == "text[]":
             out.append([key, key2] if "key" in name else ["v", "w"])
         elif t == "boolean":
-            out.append(True)
+            # Option flags (nx, xx, keepttl, persist): off is always a valid
+            # combination.
+            out.append(False)
         elif t in ("double precision", "numeric", "real"):
             out.append(1)
         elif t == "timestamp with time zone":
