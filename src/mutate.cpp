@@ -7,14 +7,32 @@
 // the first one's result; under REPEATABLE READ it gets a serialization
 // failure. A key with no row is inserted with ON CONFLICT DO NOTHING: if a
 // concurrent session inserted it first, the whole step runs again against
-// that row. The SQL does the locking (SELECT ... FOR UPDATE), so row level
-// security, triggers, extra columns and every other table feature apply.
+// that row.
+//
+// Two paths, as for cache_set: when the table is plain (table_shape.cpp) the
+// row is found through the index, locked with table_tuple_lock() (following
+// its update chain under READ COMMITTED, as EvalPlanQual does for UPDATE),
+// and changed with table_tuple_update()/table_tuple_delete(), without an
+// executor. Otherwise, and for a key with no row, the SQL does it (SELECT
+// ... FOR UPDATE, then UPDATE, DELETE or INSERT ... ON CONFLICT DO NOTHING),
+// applying row level security, triggers, extra columns and every other table
+// feature.
 
 #include "cache.hpp"
 
 extern "C" {
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/index.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/resowner.h"
@@ -72,14 +90,192 @@ void ReadLockedRow(SpiCall &spi, const text *key, bool want_value, Current *cur)
   }
 }
 
+// The direct path's state between locking the row and changing it. Plain
+// data: if `decide` throws in between, the transaction's abort releases
+// what is still open (relations, snapshot, buffer pin).
+struct DirectRow {
+  Relation rel;
+  Relation irel;
+  Snapshot snapshot;
+  TupleTableSlot *slot;  // the locked row
+};
+
+void CloseDirect(DirectRow *d) {
+  if (d->slot != nullptr) ExecDropSingleTupleTableSlot(d->slot);
+  if (d->snapshot != nullptr) UnregisterSnapshot(d->snapshot);
+  if (d->irel != nullptr) index_close(d->irel, NoLock);
+  if (d->rel != nullptr) table_close(d->rel, NoLock);
+  *d = DirectRow{};
+}
+
+// Finds and locks the row of `hash` without an executor and reads it into
+// `cur`. kDone: locked, `d` open. kNoRow: no row (the SQL inserts).
+// kUseSql: the table is not plain, or the row is not what a plain table
+// would hold. kPlansChanged: the table changed; look again. Raises 40001
+// when REPEATABLE READ finds the row changed since its snapshot. PostgreSQL
+// calls only: one Guarded() step.
+Direct LockRowDirect(const pg_uuid_t &hash, const text *key, bool want_value, DirectRow *d, Current *cur) {
+  *d = DirectRow{};
+  d->rel = try_table_open(g_table.relid, RowExclusiveLock);
+  if (d->rel == nullptr) return Direct::kPlansChanged;
+  if (!g_table.valid) {
+    CloseDirect(d);
+    return Direct::kPlansChanged;
+  }
+  // SELECT ... FOR UPDATE needs SELECT and UPDATE: PlainForDirectWrite
+  // checks both.
+  if (!TupleShapeMatches(d->rel) || !PlainForDirectWrite(d->rel, g_table.index)) {
+    CloseDirect(d);
+    return Direct::kUseSql;
+  }
+  d->irel = try_relation_open(g_table.index, RowExclusiveLock);
+  if (d->irel == nullptr || !g_table.valid || d->irel->rd_rel->relkind != RELKIND_INDEX) {
+    if (d->irel != nullptr) relation_close(d->irel, RowExclusiveLock);
+    d->irel = nullptr;
+    CloseDirect(d);
+    return Direct::kPlansChanged;
+  }
+  d->snapshot = FreshSnapshot();
+  d->slot = table_slot_create(d->rel, nullptr);
+  IndexScanDesc scan = BeginHashScan(d->rel, d->irel, d->snapshot, hash);
+  bool found = index_getnext_slot(scan, ForwardScanDirection, d->slot);
+  ItemPointerData tid = d->slot->tts_tid;
+  index_endscan(scan);
+  if (!found) {
+    CloseDirect(d);
+    return Direct::kNoRow;
+  }
+  TM_FailureData tmfd;
+  int flags = IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
+  TM_Result result = table_tuple_lock(d->rel, &tid, d->snapshot, d->slot, GetCurrentCommandId(false),
+                                      LockTupleExclusive, LockWaitBlock, flags, &tmfd);
+  switch (result) {
+    case TM_Ok:
+      break;
+    case TM_Updated:
+    case TM_Deleted:
+      if (IsolationUsesXactSnapshot())
+        ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+                        errmsg("could not serialize access due to concurrent %s",
+                               result == TM_Updated ? "update" : "delete")));
+      CloseDirect(d);
+      return result == TM_Deleted ? Direct::kNoRow : Direct::kUseSql;
+    default:  // changed by this transaction since the snapshot, or invisible: let SQL decide
+      CloseDirect(d);
+      return Direct::kUseSql;
+  }
+  // The latest version: still the same slot, and what the functions write.
+  bool isnull;
+  Datum row_hash = slot_getattr(d->slot, kAttKeyHash, &isnull);
+  if (isnull || std::memcmp(DatumGetUUIDP(row_hash)->data, hash.data, UUID_LEN) != 0) {
+    CloseDirect(d);
+    return Direct::kUseSql;  // the row is locked; SQL finds the slot's row again
+  }
+  // TupleShapeMatches: key, kind and value are NOT NULL, with these types.
+  text *row_key = DatumGetTextPP(slot_getattr(d->slot, kAttKey, &isnull));
+  Size key_len = VARSIZE_ANY_EXHDR(key);
+  if (VARSIZE_ANY_EXHDR(row_key) != key_len || std::memcmp(VARDATA_ANY(row_key), VARDATA_ANY(key), key_len) != 0)
+    return Direct::kDone;  // another key's slot: absent (a write takes it over)
+  Datum expires_at = slot_getattr(d->slot, kAttExpiresAt, &isnull);
+  if (!isnull && DatumGetTimestampTz(expires_at) <= cur->now) return Direct::kDone;  // expired: absent
+  cur->live = true;
+  cur->expires = !isnull;
+  cur->expires_at = isnull ? 0 : DatumGetTimestampTz(expires_at);
+  cur->kind = DatumGetChar(slot_getattr(d->slot, kAttKind, &isnull));
+  if (want_value) cur->value = PointerGetDatum(PG_DETOAST_DATUM_COPY(slot_getattr(d->slot, kAttValue, &isnull)));
+  return Direct::kDone;
+}
+
+// Applies `change` to the row LockRowDirect() locked, and closes `d`.
+// kDone, or kUseSql when it could not (nothing changed: SQL does it).
+// PostgreSQL calls only: one Guarded() step.
+Direct ApplyDirect(DirectRow *d, const pg_uuid_t &hash, const text *key, const Change &change) {
+  ItemPointerData tid = d->slot->tts_tid;
+  Direct outcome = Direct::kDone;
+  if (change.op == Change::Op::kWrite || change.op == Change::Op::kSetExpiry) {
+    TupleTableSlot *new_slot = table_slot_create(d->rel, nullptr);
+    ExecClearTuple(new_slot);
+    if (change.op == Change::Op::kWrite) {
+      new_slot->tts_values[kAttKeyHash - 1] = UUIDPGetDatum(&hash);
+      new_slot->tts_values[kAttKind - 1] = CharGetDatum(change.kind);
+      new_slot->tts_values[kAttKey - 1] = PointerGetDatum(key);
+      new_slot->tts_values[kAttValue - 1] = change.value;
+      for (AttrNumber att : {kAttKeyHash, kAttKind, kAttKey, kAttValue}) new_slot->tts_isnull[att - 1] = false;
+    } else {
+      // Only the expiry changes: every other column as it is (an external
+      // TOAST value is kept, not copied).
+      slot_getallattrs(d->slot);
+      for (AttrNumber att : {kAttKeyHash, kAttKind, kAttKey, kAttValue}) {
+        new_slot->tts_values[att - 1] = d->slot->tts_values[att - 1];
+        new_slot->tts_isnull[att - 1] = d->slot->tts_isnull[att - 1];
+      }
+    }
+    new_slot->tts_values[kAttExpiresAt - 1] = TimestampTzGetDatum(change.expires_at);
+    new_slot->tts_isnull[kAttExpiresAt - 1] = !change.expires;
+    ExecStoreVirtualTuple(new_slot);
+    TM_FailureData tmfd;
+    LockTupleMode lockmode;
+    bool update_indexes = false;
+    TM_Result result = table_tuple_update(d->rel, &tid, new_slot, GetCurrentCommandId(true), d->snapshot,
+                                          InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+    if (result == TM_Ok) {
+      if (update_indexes) {
+        Datum ivalues[1] = {UUIDPGetDatum(&hash)};
+        bool inulls[1] = {false};
+        index_insert(d->irel, ivalues, inulls, &new_slot->tts_tid, d->rel, UNIQUE_CHECK_YES, true,
+                     BuildIndexInfo(d->irel));
+      }
+    } else {
+      outcome = Direct::kUseSql;
+    }
+    ExecDropSingleTupleTableSlot(new_slot);
+  } else if (change.op == Change::Op::kDelete) {
+    if (pg_class_aclcheck(RelationGetRelid(d->rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK) {
+      outcome = Direct::kUseSql;  // SQL raises the permission error
+    } else {
+      TM_FailureData tmfd;
+      TM_Result result = table_tuple_delete(d->rel, &tid, GetCurrentCommandId(true), d->snapshot, InvalidSnapshot,
+                                            true, &tmfd, false);
+      if (result != TM_Ok) outcome = Direct::kUseSql;
+    }
+  }
+  CloseDirect(d);
+  if (outcome == Direct::kDone && change.op != Change::Op::kNothing) CommandCounterIncrement();
+  return outcome;
+}
+
+// The direct path of Mutate(). True if the change was made.
+bool MutateDirect(FunctionCallInfo fcinfo, const pg_uuid_t &hash, const text *key, bool want_value,
+                  FunctionRef<Change(const Current &)> decide) {
+  for (int attempt = 0; guc::direct_writes && OidIsValid(g_table.index) && attempt < 2; attempt++) {
+    DirectRow d{};
+    Current cur;
+    cur.now = GetCurrentTimestamp();
+    auto locked = static_cast<Direct>(Guarded([&] { return static_cast<int>(LockRowDirect(hash, key, want_value, &d, &cur)); }));
+    if (locked == Direct::kPlansChanged) {
+      EnsurePlans(FunctionSchema(fcinfo));
+      continue;
+    }
+    if (locked != Direct::kDone) return false;
+    // A kWrite of an absent key over another key's (or an expired) row is
+    // an overwrite of the slot, as the SQL path's UPDATE is.
+    Change change = decide(cur);
+    if (change.op == Change::Op::kSetExpiry && !cur.live) change = Change();  // as the SQL path: nothing to change
+    auto applied = static_cast<Direct>(Guarded([&] { return static_cast<int>(ApplyDirect(&d, hash, key, change)); }));
+    return applied == Direct::kDone;
+  }
+  return false;
+}
+
 }  // namespace
 
 void Mutate(FunctionCallInfo fcinfo, const char *function, const text *key, bool want_value,
             FunctionRef<Change(const Current &)> decide) {
   CheckWritable(function);
   EnsurePlans(FunctionSchema(fcinfo));
-  CheckSqlColumns(true);
   pg_uuid_t hash = KeyHash(key);
+  if (MutateDirect(fcinfo, hash, key, want_value, decide)) return;
+  CheckSqlColumns(true);
   for (int attempt = 0;; attempt++) {
     SpiCall spi;
     Datum slot[1] = {UUIDPGetDatum(&hash)};
