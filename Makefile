@@ -25,7 +25,7 @@ endif
 SHLIB_LINK += -lcrypto
 
 # pg_regress suites: one file per feature, in sql/ with expected/.
-REGRESS = basic json_bytes errors transactions limits batch writes security boundary plans schema_drift read_only nested
+REGRESS = basic json_bytes errors transactions limits batch writes security boundary plans schema_drift read_only nested commands
 
 # The C++ runtime must be linked in: link the module with the C++ compiler.
 override COMPILER = $(CXX) $(CXXFLAGS)
