@@ -58,6 +58,22 @@
 //               (batched eviction; default 0: one entry per excess entry)
 //     nobits    degraded mode (no shared memory): the hand evicts every row
 //               it meets, i.e. FIFO in heap order
+//     tag=B     B tag bits stored with each counter slot (default 0: none).
+//               A slot belongs to the last key that claimed it: a read hit
+//               counts only if the tag matches, or claims the slot if its
+//               counter is 0; the hand sees 0 for a row whose slot another
+//               key owns. Collisions then make keys look cold, not hot.
+//     small=X   probation ring (S3-FIFO's small queue) of X x cap keys in
+//               insertion order (default 0: none). When the ring holds at
+//               least that many, an eviction pops its oldest key: read since
+//               insertion -> counter cleared and left in the table (promoted
+//               to the part the hand sweeps); never read -> deleted and
+//               remembered in the ghost. The hand skips rows on probation (a
+//               per-slot count of ring entries). A new key found in the ghost
+//               skips the ring.
+//     ghost=X   ghost window: X x cap evictions (default 0.9)
+//     gf=F      ghost array size, F x cap slots of a 16-bit fingerprint and a
+//               sequence number (default: same as f; 0: one per key)
 //
 // The fpc model's rows are inserted first and then, if the cache holds more
 // than cap entries, the hand evicts (so the new row may itself be evicted if
