@@ -134,11 +134,10 @@ LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 100;
 -- SCAN cursor [MATCH pattern] [COUNT count]: start at 0, stop when
 -- next_cursor is 0; every key that exists for the whole iteration is
 -- returned at least once.
-CREATE FUNCTION @extschema@.cache_scan(cursor bigint DEFAULT 0, pattern text DEFAULT '*', count integer DEFAULT 100,
-                                       OUT next_cursor bigint, OUT keys text[])
-RETURNS record
+CREATE FUNCTION @extschema@.cache_scan(cursor bigint DEFAULT 0, pattern text DEFAULT '*', count integer DEFAULT 100)
+RETURNS TABLE(next_cursor bigint, keys text[])
 AS 'MODULE_PATHNAME', 'cache_scan'
-LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 1;
 
 -- FLUSHDB, transactional: the number of live entries removed.
 CREATE FUNCTION @extschema@.cache_flush()

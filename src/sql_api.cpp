@@ -647,8 +647,8 @@ FPC_CACHE_FUNCTION(cache_keys) {
 }
 
 // cache_scan(cursor bigint DEFAULT 0, pattern text DEFAULT '*', count
-// integer DEFAULT 100) RETURNS TABLE(next_cursor bigint, keys text[]);
-// STRICT: Redis SCAN.
+// integer DEFAULT 100) RETURNS TABLE(next_cursor bigint, keys text[]), one
+// row; STRICT: Redis SCAN.
 FPC_CACHE_FUNCTION(cache_scan) {
   int64 cursor = PG_GETARG_INT64(0);
   text *pattern = ArgText(fcinfo, 1);
@@ -659,18 +659,17 @@ FPC_CACHE_FUNCTION(cache_scan) {
   std::vector<Datum> found;
   auto emit = [&](text *key) { found.push_back(PointerGetDatum(key)); };
   int64 next = ScanStep(fcinfo, cursor, pattern, count, emit);
-  return Guarded([&] {
+  Guarded([&] {
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Datum values[2];
     bool nulls[2] = {false, false};
     values[0] = Int64GetDatum(next);
     values[1] = PointerGetDatum(
         construct_array(found.data(), static_cast<int>(found.size()), TEXTOID, -1, false, TYPALIGN_INT));
-    TupleDesc desc;
-    if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
-      elog(ERROR, "fastpgcache: cache_scan() must return a row");
-    desc = BlessTupleDesc(desc);
-    return HeapTupleGetDatum(heap_form_tuple(desc, values, nulls));
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   });
+  return (Datum)0;
 }
 
 // cache_flush() RETURNS bigint: Redis FLUSHDB, transactional.
