@@ -192,12 +192,12 @@ enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged };
 // the step is disabled (`enabled` false) or the table's shape does not allow
 // it.
 template <typename Step>
-Direct RunDirect(FunctionCallInfo fcinfo, bool enabled, Step step) {
+Direct RunDirect(Oid schema, bool enabled, Step step) {
   for (int attempt = 0; enabled && OidIsValid(g_table.index) && attempt < 2; attempt++) {
     // Guarded() returns scalars: the outcome travels as an int.
     auto outcome = static_cast<Direct>(Guarded([&] { return static_cast<int>(step()); }));
     if (outcome != Direct::kPlansChanged) return outcome;
-    EnsurePlans(FunctionSchema(fcinfo));
+    EnsurePlans(schema);
   }
   return Direct::kUseSql;
 }
@@ -222,10 +222,10 @@ struct Entry {
 
 // The live entry for `key`, if any, read under `snapshot` (null: a fresh
 // snapshot for this read alone).
-Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot snapshot = nullptr);
+Entry Find(Oid schema, const text *key, bool want_value, Snapshot snapshot = nullptr);
 
 // Find() for the cache_get* functions, which count hits and misses.
-Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot = nullptr);
+Entry FindValue(Oid schema, const text *key, Snapshot snapshot = nullptr);
 
 // Makes sure a value can be returned as text in the database encoding.
 void CheckText(const Entry &entry);
@@ -259,17 +259,17 @@ class FunctionRef<R(Args...)> {
 void CheckWritable(const char *function);
 
 // Writes one entry; value is a varlena of the given kind.
-void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at);
+void Store(Oid schema, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at);
 
 // Deletes the entry of `key`; true if it was live.
-bool Delete(FunctionCallInfo fcinfo, const text *key);
+bool Delete(Oid schema, const text *key);
 
 // Deletes every expired entry; returns how many.
-uint64 Cleanup(FunctionCallInfo fcinfo);
+uint64 Cleanup(Oid schema);
 
 // Sets keys[i] to values[i] (text) in one statement; a key given twice keeps
 // its last value.
-void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
+void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
               bool expires, TimestampTz expires_at);
 
 // --------------------------------------------------------------- mutate.cpp
@@ -325,37 +325,37 @@ struct Change {
 // concurrent session inserted the key meanwhile) and must depend only on
 // its argument; it may throw (nothing is written then). `function` names the
 // SQL function in a read-only transaction's error.
-void Mutate(FunctionCallInfo fcinfo, const char *function, const text *key, bool want_value,
+void Mutate(Oid schema, const char *function, const text *key, bool want_value,
             FunctionRef<Change(const Current &)> decide);
 
 // Redis MSETNX: sets every pair (text values) only if none of the keys is
 // live; true if set. All or nothing, also against concurrent writers.
-bool MultiSetNx(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
+bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
                 bool expires, TimestampTz expires_at);
 
 // ------------------------------------------------------------- keyspace.cpp
 
 // Deletes the listed keys (in key_hash order, each once); returns how many
 // were live.
-int64 DeleteMany(FunctionCallInfo fcinfo, const std::vector<text *> &keys);
+int64 DeleteMany(Oid schema, const std::vector<text *> &keys);
 
 // How many of the listed keys are live (a key listed twice counts twice),
 // all read under one snapshot.
-int64 CountLive(FunctionCallInfo fcinfo, const std::vector<text *> &keys);
+int64 CountLive(Oid schema, const std::vector<text *> &keys);
 
 // Every live key matching the Redis glob `pattern`, passed to `emit`.
-void ForEachKey(FunctionCallInfo fcinfo, const text *pattern, FunctionRef<void(text *)> emit);
+void ForEachKey(Oid schema, const text *pattern, FunctionRef<void(text *)> emit);
 
 // One step of a SCAN: examines about `count` rows from `cursor` on (in
 // key_hash order), passes the live keys that match `pattern` to `emit`, and
 // returns the next cursor (0 when the iteration is over).
-int64 ScanStep(FunctionCallInfo fcinfo, int64 cursor, const text *pattern, int64 count,
+int64 ScanStep(Oid schema, int64 cursor, const text *pattern, int64 count,
                FunctionRef<void(text *)> emit);
 
 // Deletes every entry; returns how many were live.
-int64 Flush(FunctionCallInfo fcinfo);
+int64 Flush(Oid schema);
 
 // The number of live entries.
-int64 DbSize(FunctionCallInfo fcinfo);
+int64 DbSize(Oid schema);
 
 }  // namespace fastpgcache

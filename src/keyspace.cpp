@@ -61,9 +61,9 @@ pg_uuid_t LowerBound(int64 cursor) {
 
 }  // namespace
 
-int64 DeleteMany(FunctionCallInfo fcinfo, const std::vector<text *> &keys) {
+int64 DeleteMany(Oid schema, const std::vector<text *> &keys) {
   CheckWritable("cache_delete()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   // Each key once, in key_hash order: two multi-key deletes lock rows in the
   // same order and cannot deadlock.
   struct Item {
@@ -92,18 +92,18 @@ int64 DeleteMany(FunctionCallInfo fcinfo, const std::vector<text *> &keys) {
   return live;
 }
 
-int64 CountLive(FunctionCallInfo fcinfo, const std::vector<text *> &keys) {
+int64 CountLive(Oid schema, const std::vector<text *> &keys) {
   Snapshot snapshot = Guarded([] { return FreshSnapshot(); });
   int64 live = 0;
   for (text *key : keys) {
-    if (Find(fcinfo, key, false, snapshot).found) live++;
+    if (Find(schema, key, false, snapshot).found) live++;
   }
   Guarded([&] { UnregisterSnapshot(snapshot); });
   return live;
 }
 
-void ForEachKey(FunctionCallInfo fcinfo, const text *pattern, FunctionRef<void(text *)> emit) {
-  EnsurePlans(FunctionSchema(fcinfo));
+void ForEachKey(Oid schema, const text *pattern, FunctionRef<void(text *)> emit) {
+  EnsurePlans(schema);
   std::string_view glob = TextView(pattern);
   TimestampTz now = GetCurrentTimestamp();
   SpiCall spi;
@@ -126,9 +126,9 @@ void ForEachKey(FunctionCallInfo fcinfo, const text *pattern, FunctionRef<void(t
   spi.Finish();
 }
 
-int64 ScanStep(FunctionCallInfo fcinfo, int64 cursor, const text *pattern, int64 count,
+int64 ScanStep(Oid schema, int64 cursor, const text *pattern, int64 count,
                FunctionRef<void(text *)> emit) {
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   std::string_view glob = TextView(pattern);
   pg_uuid_t lower = LowerBound(cursor);
   TimestampTz now = GetCurrentTimestamp();
@@ -165,9 +165,9 @@ int64 ScanStep(FunctionCallInfo fcinfo, int64 cursor, const text *pattern, int64
   return next;
 }
 
-int64 Flush(FunctionCallInfo fcinfo) {
+int64 Flush(Oid schema) {
   CheckWritable("cache_flush()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
   SpiCall spi;
   spi.Execute(kFlush, values, nullptr, 1);
@@ -177,8 +177,8 @@ int64 Flush(FunctionCallInfo fcinfo) {
   return live;
 }
 
-int64 DbSize(FunctionCallInfo fcinfo) {
-  EnsurePlans(FunctionSchema(fcinfo));
+int64 DbSize(Oid schema) {
+  EnsurePlans(schema);
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
   SpiCall spi;
   spi.Execute(kDbSize, values, nullptr, 1);

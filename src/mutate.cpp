@@ -245,7 +245,7 @@ Direct ApplyDirect(DirectRow *d, const pg_uuid_t &hash, const text *key, const C
 }
 
 // The direct path of Mutate(). True if the change was made.
-bool MutateDirect(FunctionCallInfo fcinfo, const pg_uuid_t &hash, const text *key, bool want_value,
+bool MutateDirect(Oid schema, const pg_uuid_t &hash, const text *key, bool want_value,
                   FunctionRef<Change(const Current &)> decide) {
   for (int attempt = 0; guc::direct_writes && OidIsValid(g_table.index) && attempt < 2; attempt++) {
     DirectRow d{};
@@ -253,7 +253,7 @@ bool MutateDirect(FunctionCallInfo fcinfo, const pg_uuid_t &hash, const text *ke
     cur.now = GetCurrentTimestamp();
     auto locked = static_cast<Direct>(Guarded([&] { return static_cast<int>(LockRowDirect(hash, key, want_value, &d, &cur)); }));
     if (locked == Direct::kPlansChanged) {
-      EnsurePlans(FunctionSchema(fcinfo));
+      EnsurePlans(schema);
       continue;
     }
     if (locked != Direct::kDone) return false;
@@ -269,12 +269,12 @@ bool MutateDirect(FunctionCallInfo fcinfo, const pg_uuid_t &hash, const text *ke
 
 }  // namespace
 
-void Mutate(FunctionCallInfo fcinfo, const char *function, const text *key, bool want_value,
+void Mutate(Oid schema, const char *function, const text *key, bool want_value,
             FunctionRef<Change(const Current &)> decide) {
   CheckWritable(function);
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   pg_uuid_t hash = KeyHash(key);
-  if (MutateDirect(fcinfo, hash, key, want_value, decide)) return;
+  if (MutateDirect(schema, hash, key, want_value, decide)) return;
   CheckSqlColumns(true);
   for (int attempt = 0;; attempt++) {
     SpiCall spi;
@@ -318,10 +318,10 @@ void Mutate(FunctionCallInfo fcinfo, const char *function, const text *key, bool
   }
 }
 
-bool MultiSetNx(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
+bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
                 bool expires, TimestampTz expires_at) {
   CheckWritable("cache_msetnx()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   CheckSqlColumns(true);
   // One pair per distinct key hash, the last occurrence winning, in key_hash
   // order (rows are locked in that order: no deadlock between two batches).

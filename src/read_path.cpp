@@ -122,12 +122,12 @@ Direct IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bo
 
 }  // namespace
 
-Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot snapshot) {
+Entry Find(Oid schema, const text *key, bool want_value, Snapshot snapshot) {
   pg_uuid_t hash = KeyHash(key);
   TimestampTz now = GetCurrentTimestamp();
   Entry entry;
-  EnsurePlans(FunctionSchema(fcinfo));
-  if (RunDirect(fcinfo, guc::index_scan_reads,
+  EnsurePlans(schema);
+  if (RunDirect(schema, guc::index_scan_reads,
                 [&] { return IndexScanFind(key, hash, now, want_value, snapshot, &entry); }) == Direct::kDone)
     return entry;
   CheckSqlColumns(false);
@@ -162,8 +162,8 @@ void ThrowNullColumn(const char *column) {
                    "Delete the entry, or restore the column's NOT NULL constraint.");
 }
 
-Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot) {
-  Entry entry = Find(fcinfo, key, true, snapshot);
+Entry FindValue(Oid schema, const text *key, Snapshot snapshot) {
+  Entry entry = Find(schema, key, true, snapshot);
   StatsAdd(entry.found ? kStatHits : kStatMisses);
   return entry;
 }

@@ -169,7 +169,7 @@ Datum SetImpl(FunctionCallInfo fcinfo, char kind) {
     value = Guarded([&] { return PointerGetDatum(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1))); });
   }
   if (!nx && !xx && !keepttl) {
-    Store(fcinfo, key, value, kind, expires, expires_at);
+    Store(FunctionSchema(fcinfo), key, value, kind, expires, expires_at);
     return BoolGetDatum(true);
   }
   bool written = false;
@@ -180,7 +180,7 @@ Datum SetImpl(FunctionCallInfo fcinfo, char kind) {
     if (keepttl) return Change::Write(value, kind, cur.live && cur.expires, cur.expires_at);
     return Change::Write(value, kind, expires, expires_at);
   };
-  Mutate(fcinfo, "cache_set()", key, false, decide);
+  Mutate(FunctionSchema(fcinfo), "cache_set()", key, false, decide);
   if (written) StatsAdd(kStatSets);
   return BoolGetDatum(written);
 }
@@ -198,7 +198,7 @@ TimestampTz ExpiryAfter(TimestampTz now, int64 amount, int64 unit_usecs, const c
 
 // EXPIRE / PEXPIRE / EXPIREAT: the key gets expiry `at` (deleted when `at`
 // is not in the future); true if it was live.
-bool ExpireAt(FunctionCallInfo fcinfo, const char *function, const text *key, TimestampTz at) {
+bool ExpireAt(Oid schema, const char *function, const text *key, TimestampTz at) {
   bool live = false;
   auto decide = [&](const Current &cur) {
     live = cur.live;
@@ -206,12 +206,12 @@ bool ExpireAt(FunctionCallInfo fcinfo, const char *function, const text *key, Ti
     if (at <= cur.now) return Change::Delete();
     return Change::SetExpiry(true, at);
   };
-  Mutate(fcinfo, function, key, false, decide);
+  Mutate(schema, function, key, false, decide);
   return live;
 }
 
 // cache_incr and cache_decr: Redis INCRBY.
-int64 IncrBy(FunctionCallInfo fcinfo, const char *function, const text *key, int64 by, bool expires,
+int64 IncrBy(Oid schema, const char *function, const text *key, int64 by, bool expires,
              TimestampTz expires_at) {
   int64 result = 0;
   auto decide = [&](const Current &cur) {
@@ -230,7 +230,7 @@ int64 IncrBy(FunctionCallInfo fcinfo, const char *function, const text *key, int
     std::string digits = std::to_string(result);
     return Change::Write(MakeText(digits.data(), digits.size()), kKindText, cur.expires, cur.expires_at);
   };
-  Mutate(fcinfo, function, key, true, decide);
+  Mutate(schema, function, key, true, decide);
   StatsAdd(kStatSets);
   return result;
 }
@@ -271,7 +271,7 @@ FPC_CACHE_FUNCTION(cache_set_bytea) { return SetImpl(fcinfo, kKindBytes); }
 
 // cache_get(key text) RETURNS text; STRICT
 FPC_CACHE_FUNCTION(cache_get) {
-  Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
+  Entry entry = FindValue(FunctionSchema(fcinfo), ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   CheckText(entry);
   return entry.value;  // bytea and text share one representation
@@ -279,14 +279,14 @@ FPC_CACHE_FUNCTION(cache_get) {
 
 // cache_get_bytes(key text) RETURNS bytea; STRICT
 FPC_CACHE_FUNCTION(cache_get_bytes) {
-  Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
+  Entry entry = FindValue(FunctionSchema(fcinfo), ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   return entry.value;
 }
 
 // cache_get_json(key text) RETURNS jsonb; STRICT
 FPC_CACHE_FUNCTION(cache_get_json) {
-  Entry entry = FindValue(fcinfo, ArgText(fcinfo, 0));
+  Entry entry = FindValue(FunctionSchema(fcinfo), ArgText(fcinfo, 0));
   if (!entry.found) PG_RETURN_NULL();
   CheckText(entry);
   return Guarded([&] {
@@ -296,12 +296,12 @@ FPC_CACHE_FUNCTION(cache_get_json) {
 }
 
 // cache_exists(key text) RETURNS boolean; STRICT
-FPC_CACHE_FUNCTION(cache_exists) { return BoolGetDatum(Find(fcinfo, ArgText(fcinfo, 0), false).found); }
+FPC_CACHE_FUNCTION(cache_exists) { return BoolGetDatum(Find(FunctionSchema(fcinfo), ArgText(fcinfo, 0), false).found); }
 
 // cache_ttl(key text) RETURNS integer; STRICT. Seconds left, rounded up so
 // that a live entry never reports 0; -1 no expiry; -2 missing or expired.
 FPC_CACHE_FUNCTION(cache_ttl) {
-  Entry entry = Find(fcinfo, ArgText(fcinfo, 0), false);
+  Entry entry = Find(FunctionSchema(fcinfo), ArgText(fcinfo, 0), false);
   if (!entry.found) return Int32GetDatum(-2);
   if (!entry.expires) return Int32GetDatum(-1);
   TimestampTz now = GetCurrentTimestamp();
@@ -312,11 +312,11 @@ FPC_CACHE_FUNCTION(cache_ttl) {
 
 // cache_delete(key text) RETURNS boolean: true if a live entry was deleted.
 // An expired entry is removed too, but reported as not deleted.
-FPC_CACHE_FUNCTION(cache_delete) { return BoolGetDatum(Delete(fcinfo, WriteKeyArg(fcinfo))); }
+FPC_CACHE_FUNCTION(cache_delete) { return BoolGetDatum(Delete(FunctionSchema(fcinfo), WriteKeyArg(fcinfo))); }
 
 // cache_cleanup() RETURNS integer: deletes every expired entry.
 FPC_CACHE_FUNCTION(cache_cleanup) {
-  uint64 deleted = Cleanup(fcinfo);
+  uint64 deleted = Cleanup(FunctionSchema(fcinfo));
   return Int32GetDatum(deleted > static_cast<uint64>(INT_MAX) ? INT_MAX : static_cast<int32>(deleted));
 }
 
@@ -339,7 +339,7 @@ FPC_CACHE_FUNCTION(cache_mget) {
     bool nulls[2] = {key == nullptr, true};
     MemoryContext old = MemoryContextSwitchTo(per_key);
     if (key != nullptr) {
-      Entry entry = FindValue(fcinfo, key, snapshot);
+      Entry entry = FindValue(FunctionSchema(fcinfo), key, snapshot);
       if (entry.found) {
         CheckText(entry);
         row[1] = entry.value;
@@ -368,7 +368,7 @@ FPC_CACHE_FUNCTION(cache_mset) {
   bool expires = MultiSetArgs(fcinfo, &keys, &values, &expires_at);
   CheckWritable("cache_mset()");  // even when there is nothing to write
   if (keys.empty()) return Int32GetDatum(0);
-  MultiSet(fcinfo, keys, values, expires, expires_at);
+  MultiSet(FunctionSchema(fcinfo), keys, values, expires, expires_at);
   return Int32GetDatum(static_cast<int32>(keys.size()));
 }
 
@@ -409,7 +409,7 @@ FPC_CACHE_FUNCTION(cache_getset) {
     previous = cur.value;
     return Change::Write(value, kKindText, expires, expires_at);
   };
-  Mutate(fcinfo, "cache_getset()", key, true, decide);
+  Mutate(FunctionSchema(fcinfo), "cache_getset()", key, true, decide);
   StatsAdd(had ? kStatHits : kStatMisses);
   StatsAdd(kStatSets);
   if (!had) PG_RETURN_NULL();
@@ -424,7 +424,7 @@ FPC_CACHE_FUNCTION(cache_incr) {
   int64 by = PG_GETARG_INT64(1);
   TimestampTz expires_at = 0;
   bool expires = ExpiryFromTtl(fcinfo, 2, GetCurrentTimestamp(), &expires_at);
-  return Int64GetDatum(IncrBy(fcinfo, "cache_incr()", key, by, expires, expires_at));
+  return Int64GetDatum(IncrBy(FunctionSchema(fcinfo), "cache_incr()", key, by, expires, expires_at));
 }
 
 // cache_decr(key text, by bigint DEFAULT 1) RETURNS bigint: Redis DECRBY.
@@ -433,7 +433,7 @@ FPC_CACHE_FUNCTION(cache_decr) {
   RequireArg(fcinfo, 1, "by");
   int64 by = PG_GETARG_INT64(1);
   if (by == INT64_MIN) throw CacheError(sqlstate::kNumericValueOutOfRange, "decrement would overflow");
-  return Int64GetDatum(IncrBy(fcinfo, "cache_decr()", key, -by, false, 0));
+  return Int64GetDatum(IncrBy(FunctionSchema(fcinfo), "cache_decr()", key, -by, false, 0));
 }
 
 // cache_incrbyfloat(key text, by double precision) RETURNS double precision:
@@ -464,7 +464,7 @@ FPC_CACHE_FUNCTION(cache_incrbyfloat) {
     return Change::Write(MakeText(result.data(), result.size()), kKindText, cur.live && cur.expires,
                          cur.expires_at);
   };
-  Mutate(fcinfo, "cache_incrbyfloat()", key, true, decide);
+  Mutate(FunctionSchema(fcinfo), "cache_incrbyfloat()", key, true, decide);
   StatsAdd(kStatSets);
   return Float8GetDatum(std::strtod(result.c_str(), nullptr));
 }
@@ -492,14 +492,14 @@ FPC_CACHE_FUNCTION(cache_append) {
     char kind = cur.live && cur.kind == kKindBytes ? kKindBytes : kKindText;
     return Change::Write(joined, kind, cur.live && cur.expires, cur.expires_at);
   };
-  Mutate(fcinfo, "cache_append()", key, true, decide);
+  Mutate(FunctionSchema(fcinfo), "cache_append()", key, true, decide);
   StatsAdd(kStatSets);
   return Int64GetDatum(length);
 }
 
 // cache_strlen(key text) RETURNS integer; STRICT: Redis STRLEN, 0 if absent.
 FPC_CACHE_FUNCTION(cache_strlen) {
-  Entry entry = Find(fcinfo, ArgText(fcinfo, 0), true);
+  Entry entry = Find(FunctionSchema(fcinfo), ArgText(fcinfo, 0), true);
   if (!entry.found) return Int32GetDatum(0);
   return Int32GetDatum(static_cast<int32>(VARSIZE_ANY_EXHDR(DatumGetPointer(entry.value))));
 }
@@ -510,7 +510,7 @@ FPC_CACHE_FUNCTION(cache_expire) {
   RequireArg(fcinfo, 1, "ttl");
   int32 ttl = PG_GETARG_INT32(1);
   TimestampTz at = ExpiryAfter(GetCurrentTimestamp(), ttl, USECS_PER_SEC, "ttl");
-  return BoolGetDatum(ExpireAt(fcinfo, "cache_expire()", key, at));
+  return BoolGetDatum(ExpireAt(FunctionSchema(fcinfo), "cache_expire()", key, at));
 }
 
 // cache_pexpire(key text, ttl_ms bigint) RETURNS boolean: Redis PEXPIRE.
@@ -519,7 +519,7 @@ FPC_CACHE_FUNCTION(cache_pexpire) {
   RequireArg(fcinfo, 1, "ttl_ms");
   int64 ttl_ms = PG_GETARG_INT64(1);
   TimestampTz at = ExpiryAfter(GetCurrentTimestamp(), ttl_ms, 1000, "ttl_ms");
-  return BoolGetDatum(ExpireAt(fcinfo, "cache_pexpire()", key, at));
+  return BoolGetDatum(ExpireAt(FunctionSchema(fcinfo), "cache_pexpire()", key, at));
 }
 
 // cache_expireat(key text, at timestamptz) RETURNS boolean: Redis EXPIREAT.
@@ -528,7 +528,7 @@ FPC_CACHE_FUNCTION(cache_expireat) {
   RequireArg(fcinfo, 1, "at");
   TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
   if (TIMESTAMP_NOT_FINITE(at)) throw CacheError(sqlstate::kDatetimeFieldOverflow, "at must be a finite timestamp");
-  return BoolGetDatum(ExpireAt(fcinfo, "cache_expireat()", key, at));
+  return BoolGetDatum(ExpireAt(FunctionSchema(fcinfo), "cache_expireat()", key, at));
 }
 
 // cache_persist(key text) RETURNS boolean: Redis PERSIST.
@@ -539,14 +539,14 @@ FPC_CACHE_FUNCTION(cache_persist) {
     removed = cur.live && cur.expires;
     return removed ? Change::SetExpiry(false, 0) : Change();
   };
-  Mutate(fcinfo, "cache_persist()", key, false, decide);
+  Mutate(FunctionSchema(fcinfo), "cache_persist()", key, false, decide);
   return BoolGetDatum(removed);
 }
 
 // cache_pttl(key text) RETURNS bigint; STRICT: milliseconds left, rounded
 // up; -1 no expiry; -2 absent.
 FPC_CACHE_FUNCTION(cache_pttl) {
-  Entry entry = Find(fcinfo, ArgText(fcinfo, 0), false);
+  Entry entry = Find(FunctionSchema(fcinfo), ArgText(fcinfo, 0), false);
   if (!entry.found) return Int64GetDatum(-2);
   if (!entry.expires) return Int64GetDatum(-1);
   int64 left = (entry.expires_at - GetCurrentTimestamp() + 999) / 1000;
@@ -564,7 +564,7 @@ FPC_CACHE_FUNCTION(cache_getdel) {
     value = cur.value;
     return cur.live ? Change::Delete() : Change();
   };
-  Mutate(fcinfo, "cache_getdel()", key, true, decide);
+  Mutate(FunctionSchema(fcinfo), "cache_getdel()", key, true, decide);
   StatsAdd(had ? kStatHits : kStatMisses);
   if (!had) PG_RETURN_NULL();
   StatsAdd(kStatDeletes);
@@ -581,7 +581,7 @@ FPC_CACHE_FUNCTION(cache_getex) {
   TimestampTz expires_at = 0;
   ExpiryFromTtl(fcinfo, 1, GetCurrentTimestamp(), &expires_at);
   if (!has_ttl && !persist) {
-    Entry entry = FindValue(fcinfo, key);
+    Entry entry = FindValue(FunctionSchema(fcinfo), key);
     if (!entry.found) PG_RETURN_NULL();
     CheckText(entry);
     return entry.value;
@@ -596,7 +596,7 @@ FPC_CACHE_FUNCTION(cache_getex) {
     if (persist) return cur.expires ? Change::SetExpiry(false, 0) : Change();
     return Change::SetExpiry(true, expires_at);
   };
-  Mutate(fcinfo, "cache_getex()", key, true, decide);
+  Mutate(FunctionSchema(fcinfo), "cache_getex()", key, true, decide);
   StatsAdd(had ? kStatHits : kStatMisses);
   if (!had) PG_RETURN_NULL();
   return value;
@@ -610,7 +610,7 @@ FPC_CACHE_FUNCTION(cache_delete_many) {
     if (key == nullptr) throw CacheError(sqlstate::kNullValueNotAllowed, "cache key must not be null");
   CheckWritable("cache_delete()");
   if (keys.empty()) return Int32GetDatum(0);
-  return Int32GetDatum(static_cast<int32>(DeleteMany(fcinfo, keys)));
+  return Int32GetDatum(static_cast<int32>(DeleteMany(FunctionSchema(fcinfo), keys)));
 }
 
 // cache_exists(keys text[]) RETURNS integer; STRICT: Redis EXISTS k1 k2 ...
@@ -619,13 +619,13 @@ FPC_CACHE_FUNCTION(cache_exists_many) {
   for (text *key : keys)
     if (key == nullptr) throw CacheError(sqlstate::kNullValueNotAllowed, "cache key must not be null");
   if (keys.empty()) return Int32GetDatum(0);
-  return Int32GetDatum(static_cast<int32>(CountLive(fcinfo, keys)));
+  return Int32GetDatum(static_cast<int32>(CountLive(FunctionSchema(fcinfo), keys)));
 }
 
 // cache_type(key text) RETURNS text; STRICT: Redis TYPE, by how the value
 // was stored.
 FPC_CACHE_FUNCTION(cache_type) {
-  Entry entry = Find(fcinfo, ArgText(fcinfo, 0), false);
+  Entry entry = Find(FunctionSchema(fcinfo), ArgText(fcinfo, 0), false);
   if (!entry.found) PG_RETURN_NULL();
   const char *name = entry.kind == kKindJson ? "json" : entry.kind == kKindBytes ? "bytes" : "text";
   return Guarded([&] { return PointerGetDatum(cstring_to_text(name)); });
@@ -642,7 +642,7 @@ FPC_CACHE_FUNCTION(cache_keys) {
     bool nulls[1] = {false};
     Guarded([&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls); });
   };
-  ForEachKey(fcinfo, pattern, emit);
+  ForEachKey(FunctionSchema(fcinfo), pattern, emit);
   return (Datum)0;
 }
 
@@ -658,7 +658,7 @@ FPC_CACHE_FUNCTION(cache_scan) {
     throw CacheError(sqlstate::kInvalidParameterValue, "count must be at least 1, not " + std::to_string(count));
   std::vector<Datum> found;
   auto emit = [&](text *key) { found.push_back(PointerGetDatum(key)); };
-  int64 next = ScanStep(fcinfo, cursor, pattern, count, emit);
+  int64 next = ScanStep(FunctionSchema(fcinfo), cursor, pattern, count, emit);
   Guarded([&] {
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
@@ -673,10 +673,10 @@ FPC_CACHE_FUNCTION(cache_scan) {
 }
 
 // cache_flush() RETURNS bigint: Redis FLUSHDB, transactional.
-FPC_CACHE_FUNCTION(cache_flush) { return Int64GetDatum(Flush(fcinfo)); }
+FPC_CACHE_FUNCTION(cache_flush) { return Int64GetDatum(Flush(FunctionSchema(fcinfo))); }
 
 // cache_dbsize() RETURNS bigint: Redis DBSIZE, exact.
-FPC_CACHE_FUNCTION(cache_dbsize) { return Int64GetDatum(DbSize(fcinfo)); }
+FPC_CACHE_FUNCTION(cache_dbsize) { return Int64GetDatum(DbSize(FunctionSchema(fcinfo))); }
 
 // cache_msetnx(keys text[], values text[], ttl integer DEFAULT NULL)
 // RETURNS boolean: Redis MSETNX.
@@ -686,5 +686,5 @@ FPC_CACHE_FUNCTION(cache_msetnx) {
   bool expires = MultiSetArgs(fcinfo, &keys, &values, &expires_at);
   CheckWritable("cache_msetnx()");
   if (keys.empty()) return BoolGetDatum(true);
-  return BoolGetDatum(MultiSetNx(fcinfo, keys, values, expires, expires_at));
+  return BoolGetDatum(MultiSetNx(FunctionSchema(fcinfo), keys, values, expires, expires_at));
 }

@@ -125,12 +125,12 @@ void CheckWritable(const char *function) {
   });
 }
 
-void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
+void Store(Oid schema, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
   CheckWritable("cache_set()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   pg_uuid_t hash = KeyHash(key);
   Direct outcome =
-      RunDirect(fcinfo, guc::direct_writes, [&] { return DirectUpdate(hash, key, value, kind, expires, expires_at); });
+      RunDirect(schema, guc::direct_writes, [&] { return DirectUpdate(hash, key, value, kind, expires, expires_at); });
   if (outcome == Direct::kDone) {
     StatsAdd(kStatSets);
     return;
@@ -146,9 +146,9 @@ void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, boo
   StatsAdd(kStatSets);
 }
 
-bool Delete(FunctionCallInfo fcinfo, const text *key) {
+bool Delete(Oid schema, const text *key) {
   CheckWritable("cache_delete()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   pg_uuid_t hash = KeyHash(key);
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(GetCurrentTimestamp())};
   bool live = false;
@@ -162,9 +162,9 @@ bool Delete(FunctionCallInfo fcinfo, const text *key) {
   return live;
 }
 
-uint64 Cleanup(FunctionCallInfo fcinfo) {
+uint64 Cleanup(Oid schema) {
   CheckWritable("cache_cleanup()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
   SpiCall spi;
   uint64 deleted = spi.Execute(kCleanup, values, nullptr, 0);
@@ -173,7 +173,7 @@ uint64 Cleanup(FunctionCallInfo fcinfo) {
   return deleted;
 }
 
-void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
+void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
               bool expires, TimestampTz expires_at) {
   CheckWritable("cache_mset()");
   // One row per distinct key hash; the last occurrence wins.
@@ -207,7 +207,7 @@ void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const st
   });
   args[3] = TimestampTzGetDatum(expires_at);
   const char nulls[4] = {' ', ' ', ' ', expires ? ' ' : 'n'};
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   CheckSqlColumns(true);
   SpiCall spi;
   spi.Execute(kMultiUpsert, args, nulls, 0);
