@@ -59,7 +59,7 @@ cache_dir=${FPC_BUILD_CACHE-$root/build/client-tests}
 # headers (by version), the source, our headers and the generated fallback.
 deps_key=$( { $CXX --version; echo "$CXXFLAGS $INC $PQ_LIBS"; pkg-config --modversion libpq 2>/dev/null;
               dpkg-query -W -f='${Version}' nlohmann-json3-dev libcurl4-openssl-dev 2>/dev/null;
-              cat "$root"/include/fastpgcache/*.hpp "$work/build/gen/fastpgcache/fallback_sql.hpp"; } | sha256sum | cut -c1-16)
+              cat "$root"/include/fastpgcache/*.hpp "$root"/include/fastpgcache/client/*.hpp "$work/build/gen/fastpgcache/fallback_sql.hpp"; } | sha256sum | cut -c1-16)
 build() {  # build OUT SRC
     local key=
     if [ -n "$cache_dir" ]; then
