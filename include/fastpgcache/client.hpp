@@ -1,12 +1,28 @@
 // fastpgcache/client.hpp - C++17 client for FastPgCache (Redis-style cache in PostgreSQL)
 //
-// Single header.  Link with -lpq, and -lcurl for DatabricksTokenProvider.
-// Needs nlohmann/json (Debian: nlohmann-json3-dev).
+// Header only.  Needs libpq and nlohmann/json (Debian: libpq-dev,
+// nlohmann-json3-dev); DatabricksTokenProvider also needs libcurl
+// (libcurl4-openssl-dev) and is left out when <curl/curl.h> is missing or
+// FASTPGCACHE_NO_CURL is defined.  With CMake:
+//   find_package(fastpgcache REQUIRED)  target_link_libraries(app fastpgcache::client)
+// or pkg-config: g++ app.cpp $(pkg-config --cflags --libs fastpgcache)
 //
 //   fastpgcache::FastPgCache cache("postgresql://user:pw@localhost/db");
 //   cache.setup();                       // CREATE EXTENSION, or the pure-SQL fallback
 //   cache.set("user:1", nlohmann::json{{"name", "Alice"}}, std::chrono::hours(1));
 //   auto user = cache.get_json("user:1"); // std::optional<nlohmann::json>
+//   cache.with_timeout(std::chrono::milliseconds(50)).get("user:1");
+//
+// The parts, each usable on its own (nlohmann/json's layout):
+//   client/errors.hpp          Error and its subclasses
+//   client/options.hpp         Options, Ttl, Deadline, OperationMetrics, PoolStats
+//   client/token_provider.hpp  TokenProvider, StaticTokenProvider, FunctionTokenProvider
+//   client/databricks.hpp      DatabricksTokenProvider (libcurl)
+//   client/connection.hpp      one connection: deadlines, TLS rules, statements (detail)
+//   client/pool.hpp            the pool (detail)
+//   client/operations.hpp      Commands: set/get/del/exists/ttl/mget/mset/ping...
+//   client/session.hpp         Session: one connection, transactions
+//   client/cache.hpp           FastPgCache
 //
 // Design notes
 //  * Every value reaches the server as a bound parameter of a statement that is
@@ -14,26 +30,27 @@
 //  * RAII everywhere: PGconn/PGresult/CURL are owned by std::unique_ptr with
 //    PQfinish/PQclear/curl_easy_cleanup deleters; the FastPgCache destructor
 //    closes the pool (the Python library's context manager).
-//  * Passwords and tokens never appear in exception messages or log lines.
-//  * The pool asks the TokenProvider for a password every time it opens a
-//    connection; when the server refuses it (28P01/28000 or libpq's
-//    "authentication failed"), the provider is told, a fresh token is fetched
-//    and the connection attempt is retried once.  Connections in use are never
-//    closed because a credential rotated: PostgreSQL checks the password only
-//    when a session starts.
+//  * Passwords and tokens never appear in exception messages or log lines, and
+//    a token provider's tokens travel only over TLS.
+//  * No call waits longer than its deadline (Options::operation_timeout or a
+//    per-call one): socket waits with poll(), PQcancel on expiry.
 //
 // The pure-SQL fallback used by setup() when the extension cannot be created
 // is fallback/fastpgcache_fallback.sql.  If <fastpgcache/fallback_sql.hpp> is
-// on the include path (generate it with fallback/embed.sh) it is compiled in;
-// otherwise setup() reads the file named by Options::fallback_sql_path or the
+// on the include path (generate it with fallback/embed.sh; the CMake install
+// ships it) it is compiled in; otherwise setup() reads the file named by
+// Options::fallback_sql_path or the FASTPGCACHE_FALLBACK_SQL environment
+// variable.
 #pragma once
 
 #include <fastpgcache/client/errors.hpp>
-#include <fastpgcache/client/token_provider.hpp>
 #include <fastpgcache/client/options.hpp>
+#include <fastpgcache/client/token_provider.hpp>
 
-#if !defined(FASTPGCACHE_NO_CURL)
+#if !defined(FASTPGCACHE_NO_CURL) && defined(__has_include)
+#if __has_include(<curl/curl.h>)
 #include <fastpgcache/client/databricks.hpp>
+#endif
 #endif
 
 #include <fastpgcache/client/connection.hpp>

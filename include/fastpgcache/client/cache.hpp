@@ -6,22 +6,41 @@
 #include <fastpgcache/client/pool.hpp>
 #include <fastpgcache/client/session.hpp>
 
-#include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 namespace fastpgcache {
 
-// ---------------------------------------------------------------------------
-// FastPgCache
-// ---------------------------------------------------------------------------
+class FastPgCache;
 
-class FastPgCache {
+/// The commands of a FastPgCache with one deadline for every call made
+/// through it: cache.with_timeout(200ms).get("k").  Cheap to create; must
+/// not outlive the FastPgCache.
+class Bounded : public Commands<Bounded> {
+public:
+    Bounded(FastPgCache& cache, Deadline d) : cache_(&cache), deadline_(d) {}
+    template <class F>
+    auto execute(const char* name, OpKind kind, F&& fn) -> decltype(fn(std::declval<detail::Conn&>(), std::declval<const Deadline&>()));
+
+private:
+    FastPgCache* cache_;
+    Deadline deadline_;
+};
+
+/// A pool of connections and the cache commands (see Commands): thread-safe,
+/// movable, closes its connections when destroyed.
+class FastPgCache : public Commands<FastPgCache> {
 public:
     explicit FastPgCache(Options options) : pool_(std::make_shared<detail::Pool>(std::move(options))) {
-        pool_->warm_up();
-        if (pool_->options().auto_setup) setup();
+        pool_->start();
+        if (pool_->options().auto_setup) {
+            if (pool_->options().lazy_connect) pool_->setup_pending = true;
+            else setup();
+        }
     }
 
     /// From a libpq connection string; other settings from `options`.
@@ -34,86 +53,43 @@ public:
 
     FastPgCache(const FastPgCache&) = delete;
     FastPgCache& operator=(const FastPgCache&) = delete;
+    /// A moved-from FastPgCache may only be destroyed or assigned to; its
+    /// operations throw Error.
+    FastPgCache(FastPgCache&& other) noexcept = default;
+    FastPgCache& operator=(FastPgCache&& other) noexcept {
+        if (this != &other) {
+            close();
+            pool_ = std::move(other.pool_);
+        }
+        return *this;
+    }
 
     /// Installs the cache functions: CREATE EXTENSION IF NOT EXISTS
     /// fastpgcache, or the pure-SQL fallback where the extension is not
     /// available (or cannot be created by this role).  Idempotent.
     Backend setup() {
-        Backend b = with_conn([this](detail::Conn& c) { return do_setup(c); }, false);
-        backend_.store(b);
+        pool_->setup_pending = false;
+        Backend b = run_with("setup", OpKind::Write, Deadline::after(pool().options().operation_timeout),
+                             [this](detail::Conn& c, const Deadline& d) { return do_setup(c, d); });
+        pool_->backend.store(b);
         return b;
     }
 
     /// What setup() found or installed (Unknown before setup()).
-    Backend backend() const { return backend_.load(); }
+    Backend backend() const { return pool_ ? pool_->backend.load() : Backend::Unknown; }
 
-    bool set(std::string_view key, const std::string& value, Ttl ttl = {}) {
-        return set_impl(detail::kSetText, key, value, ttl, false);
+    /// The same commands, each with `timeout` as its deadline (instead of
+    /// Options::operation_timeout): cache.with_timeout(50ms).get("k").
+    template <class Rep, class Period>
+    Bounded with_timeout(std::chrono::duration<Rep, Period> timeout) {
+        return Bounded(*this, Deadline::after(timeout));
     }
-    bool set(std::string_view key, const char* value, Ttl ttl = {}) {
-        return set_impl(detail::kSetText, key, value, ttl, false);
-    }
-    bool set(std::string_view key, std::string_view value, Ttl ttl = {}) {
-        return set_impl(detail::kSetText, key, value, ttl, false);
-    }
-    /// Stores the JSON document (as jsonb); read it back with get_json().
-    bool set(std::string_view key, const nlohmann::json& value, Ttl ttl = {}) {
-        return set_impl(detail::kSetJson, key, value.dump(), ttl, false);
-    }
-    /// Stores raw bytes (bytea); read them back with get_bytes().
-    bool set_bytes(std::string_view key, std::string_view bytes, Ttl ttl = {}) {
-        return set_impl(detail::kSetBytes, key, bytes, ttl, true);
-    }
-
-    /// The value as text; std::nullopt when missing or expired.
-    std::optional<std::string> get(std::string_view key) {
-        return with_conn([&](detail::Conn& c) { return detail::op_get(c, detail::kGet, key, 0); });
-    }
-    /// The value parsed as JSON; std::nullopt when missing or expired.  A
-    /// stored JSON null is returned as a json null, not std::nullopt.
-    std::optional<nlohmann::json> get_json(std::string_view key) {
-        return with_conn([&](detail::Conn& c) { return detail::op_get_json(c, key); });
-    }
-    std::optional<std::string> get_bytes(std::string_view key) {
-        return with_conn([&](detail::Conn& c) { return detail::op_get(c, detail::kGetBytes, key, 1); });
-    }
-    /// Deletes the key; true if a live entry was deleted.
-    bool del(std::string_view key) {
-        return with_conn([&](detail::Conn& c) { return detail::op_bool(c, detail::kDelete, key); }, false);
-    }
-    bool exists(std::string_view key) {
-        return with_conn([&](detail::Conn& c) { return detail::op_bool(c, detail::kExists, key); });
-    }
-    /// Seconds left (rounded up), -1 without expiry, -2 when missing.
-    long long ttl(std::string_view key) {
-        return with_conn([&](detail::Conn& c) { return detail::op_int(c, detail::kTtl, key); });
-    }
-    /// Deletes every expired entry; returns how many.
-    int cleanup() {
-        return with_conn([&](detail::Conn& c) { return detail::op_cleanup(c); }, false);
-    }
-    /// One result per key, in order (uses cache_mget when the server has it).
-    std::vector<std::optional<std::string>> mget(const std::vector<std::string>& keys) {
-        return with_conn([&](detail::Conn& c) {
-            bool sup = pool_->mget_supported.load();
-            auto r = detail::op_mget(c, keys, sup);
-            if (!sup) pool_->mget_supported.store(false);
-            return r;
-        });
-    }
-    /// Sets all pairs atomically (cache_mset); returns the number set.
-    int mset(const std::vector<std::pair<std::string, std::string>>& items, Ttl ttl = {}) {
-        return with_conn([&](detail::Conn& c) {
-            bool sup = pool_->mset_supported.load();
-            int n = detail::op_mset(c, items, ttl, sup);
-            if (!sup) pool_->mset_supported.store(false);
-            return n;
-        });
-    }
+    /// The same commands, all to finish by `deadline`.
+    Bounded with_deadline(std::chrono::steady_clock::time_point deadline) { return Bounded(*this, Deadline::at(deadline)); }
 
     /// Leases one connection (e.g. for a transaction mixing cache calls and
     /// application SQL).
-    Session session() { return Session(pool_); }
+    Session session() { return Session(pool_ptr()); }
 
     /// Runs fn(Session&) inside BEGIN/COMMIT; rolls back if fn throws.
     template <class F>
@@ -130,7 +106,10 @@ public:
                 return r;
             }
         } catch (...) {
-            if (PQstatus(s.raw()) == CONNECTION_OK) PQclear(PQexec(s.raw(), "ROLLBACK"));
+            try {
+                if (PQstatus(s.raw()) == CONNECTION_OK && PQtransactionStatus(s.raw()) != PQTRANS_IDLE) s.rollback();
+            } catch (...) {
+            }
             throw;
         }
     }
@@ -140,7 +119,69 @@ public:
         if (pool_) pool_->close();
     }
 
-    PoolStats pool_stats() const { return pool_->stats(); }
+    PoolStats pool_stats() const { return pool_ ? pool_->stats() : PoolStats{}; }
+
+    /// Runs fn(Conn&, const Deadline&) on a pooled connection with the
+    /// default deadline (Options::operation_timeout); see run_with().
+    template <class F>
+    auto execute(const char* name, OpKind kind, F&& fn) -> decltype(fn(std::declval<detail::Conn&>(), std::declval<const Deadline&>())) {
+        return run_with(name, kind, Deadline::after(pool().options().operation_timeout), std::forward<F>(fn));
+    }
+
+    /// Runs fn on a pooled connection by deadline `d`.  A connection found
+    /// broken when handed out is replaced before use.  When one breaks in
+    /// use, the operation is retried once, on a new connection, if its
+    /// request was never sent or it only reads; a write that was sent is
+    /// never re-sent (OutcomeUnknownError).  When the deadline passes, the
+    /// statement is cancelled and TimeoutError (or, for a sent write,
+    /// OutcomeUnknownError) is thrown.  Every outcome is reported to
+    /// Options::on_operation.
+    template <class F>
+    auto run_with(const char* name, OpKind kind, const Deadline& d, F&& fn) -> decltype(fn(std::declval<detail::Conn&>(), std::declval<const Deadline&>())) {
+        detail::Pool& p = pool();
+        const auto start = std::chrono::steady_clock::now();
+        std::chrono::nanoseconds waited{0};
+        int retries = 0;
+        try {
+            if (p.setup_pending.load() && std::string_view(name) != "setup") lazy_setup();
+            for (int attempt = 0;; ++attempt) {
+                const auto t0 = std::chrono::steady_clock::now();
+                detail::Lease lease(pool_, d, attempt > 0);
+                waited += std::chrono::steady_clock::now() - t0;
+                try {
+                    auto r = fn(*lease, d);
+                    detail::report_operation(p.options(), name, kind, true, {}, start, waited, retries);
+                    return r;
+                } catch (const detail::ConnectionLost& e) {
+                    lease->discard = true;
+                    if (attempt == 0 && (!e.sent() || kind == OpKind::Read)) {
+                        ++retries;
+                        continue;
+                    }
+                    detail::throw_lost(name, kind, e);
+                } catch (const detail::DeadlineExceeded& e) {
+                    p.note_timeout();
+                    detail::throw_expired(name, kind, e);
+                } catch (const Error& e) {
+                    // 42883 when preparing: the functions are not where the
+                    // pool thought (an extension dropped or created since):
+                    // look again and retry; nothing ran.
+                    if (e.sqlstate() == "42883" && attempt == 0 && std::string_view(name) != "setup") {
+                        p.statements().invalidate();
+                        ++retries;
+                        continue;
+                    }
+                    throw;
+                }
+            }
+        } catch (const Error& e) {
+            detail::report_operation(p.options(), name, kind, false, e.sqlstate(), start, waited, retries);
+            throw;
+        } catch (...) {
+            detail::report_operation(p.options(), name, kind, false, {}, start, waited, retries);
+            throw;
+        }
+    }
 
 private:
     static Options with_connection_string(Options o, const std::string& cs) {
@@ -148,27 +189,18 @@ private:
         return o;
     }
 
-    bool set_impl(detail::Stmt s, std::string_view key, std::string_view value, const Ttl& ttl, bool binary) {
-        return with_conn([&](detail::Conn& c) { return detail::op_set(c, s, key, value, ttl, binary); });
+    detail::Pool& pool() const {
+        if (!pool_) throw Error("this FastPgCache was moved from");
+        return *pool_;
+    }
+    std::shared_ptr<detail::Pool> pool_ptr() const {
+        pool();
+        return pool_;
     }
 
-    // Runs fn on a pooled connection.  A connection that broke is discarded
-    // (connections found dead when checked out are replaced before use).  The
-    // operation is retried once on another connection when it cannot have
-    // run (the connection broke before its statement was sent), or when it
-    // is idempotent: reads, set and mset leave the same state when run twice;
-    // del, cleanup and setup are not retried once sent (del's "was it
-    // there?" answer would be wrong), the ConnectionError reaches the caller.
-    template <class F>
-    auto with_conn(F&& fn, bool idempotent = true) -> decltype(fn(std::declval<detail::Conn&>())) {
-        for (int attempt = 0;; ++attempt) {
-            detail::Lease lease(pool_);
-            try {
-                return fn(*lease);
-            } catch (const detail::ConnectionLost& e) {
-                if (attempt >= 1 || (e.sent() && !idempotent)) throw ConnectionError(e.what(), e.sqlstate());
-            }
-        }
+    void lazy_setup() {
+        std::lock_guard<std::mutex> lk(pool_->setup_mu);
+        if (pool_->setup_pending.load()) setup();
     }
 
     static bool extension_unavailable(const Error& e) {
@@ -182,17 +214,17 @@ private:
     // on search_path) or already is; the statements are then qualified with
     // its schema, read from pg_extension.extnamespace.  The fallback always
     // lives in public.
-    Backend do_setup(detail::Conn& c) {
+    Backend do_setup(detail::Conn& c, const Deadline& d) {
         const auto& o = pool_->options();
         if (o.use_extension) {
-            if (auto schema = detail::extension_schema(c)) {
+            if (auto schema = detail::extension_schema(c, d)) {
                 pool_->statements().set_schema(c, *schema);
                 return Backend::Extension;
             }
-            if (!fallback_installed(c)) {
+            if (!fallback_installed(c, d)) {
                 try {
-                    c.exec_sql("CREATE EXTENSION IF NOT EXISTS fastpgcache", PGRES_COMMAND_OK);
-                    pool_->statements().set_schema(c, detail::extension_schema(c).value_or("public"));
+                    c.exec_sql("CREATE EXTENSION IF NOT EXISTS fastpgcache", PGRES_COMMAND_OK, d);
+                    pool_->statements().set_schema(c, detail::extension_schema(c, d).value_or("public"));
                     return Backend::Extension;
                 } catch (const detail::ConnectionLost&) {
                     throw;
@@ -201,7 +233,7 @@ private:
                 }
             }
         }
-        install_fallback(c, o.fallback_sql_path);
+        install_fallback(c, o.fallback_sql_path, d);
         pool_->statements().set_schema(c, "public");
         return Backend::Fallback;
     }
@@ -211,7 +243,7 @@ private:
     // or a superuser, and every public.cache_* function of the API has the same owner:
     // a table pre-created by another role (where public is writable) is
     // never trusted because of a COMMENT its owner can set.
-    static bool fallback_installed(detail::Conn& c) {
+    static bool fallback_installed(detail::Conn& c, const Deadline& d) {
         auto r = c.exec_sql(
             "SELECT pg_catalog.obj_description(c.oid, 'pg_class') LIKE 'fastpgcache fallback%' "
             "   AND c.relkind = 'r' "
@@ -223,25 +255,30 @@ private:
             "                     AND p.proowner <> c.relowner) "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relname = 'cache_entries'",
-            PGRES_TUPLES_OK);
+            PGRES_TUPLES_OK, d);
         return PQntuples(r.get()) == 1 && detail::scalar(r) == "t";
     }
 
-    static void install_fallback(detail::Conn& c, const std::string& path) {
+    static void install_fallback(detail::Conn& c, const std::string& path, const Deadline& d) {
         const std::string sql = detail::fallback_sql(path);
-        detail::ResultPtr r(PQexec(c.get(), sql.c_str()));
         try {
-            c.check(r, PGRES_COMMAND_OK);
+            c.exec_sql(sql.c_str(), PGRES_COMMAND_OK, d);
         } catch (const detail::ConnectionLost&) {
             throw;
+        } catch (const detail::DeadlineExceeded&) {
+            throw;
         } catch (const Error& e) {
-            if (!c.bad() && PQtransactionStatus(c.get()) != PQTRANS_IDLE) PQclear(PQexec(c.get(), "ROLLBACK"));
+            if (!c.bad() && PQtransactionStatus(c.get()) != PQTRANS_IDLE) c.discard = true;  // never reused mid-transaction
             throw Error("installing the fastpgcache SQL fallback failed: " + std::string(e.what()), e.sqlstate());
         }
     }
 
     std::shared_ptr<detail::Pool> pool_;
-    std::atomic<Backend> backend_{Backend::Unknown};
 };
+
+template <class F>
+auto Bounded::execute(const char* name, OpKind kind, F&& fn) -> decltype(fn(std::declval<detail::Conn&>(), std::declval<const Deadline&>())) {
+    return cache_->run_with(name, kind, deadline_, std::forward<F>(fn));
+}
 
 }  // namespace fastpgcache

@@ -111,8 +111,33 @@ inline std::optional<UrlAuthority> parse_url_authority(std::string_view url) {
     return u;
 }
 
+/// A loopback address or name: 127.0.0.0/8, ::1 (with or without brackets)
+/// or "localhost".  Other names are not resolved: a name is trusted to be
+/// local only when it is "localhost".
 inline bool is_loopback_host(std::string_view host) {
-    return host == "127.0.0.1" || host == "localhost" || host == "::1";
+    if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+    if (host.size() < 9 || host.substr(0, 4) != "127.") return false;
+    int dots = 0;
+    for (char ch : host) {
+        if (ch == '.') ++dots;
+        else if (!std::isdigit(static_cast<unsigned char>(ch))) return false;
+    }
+    return dots == 3;
+}
+
+/// Whether every host of a libpq host list ("a,b,c") is local: a loopback
+/// address or name, or a Unix-domain socket directory (an absolute path or
+/// an abstract socket, "@name").  An empty list means libpq's default, the
+/// Unix-domain socket.
+inline bool all_hosts_local(std::string_view hosts) {
+    std::size_t start = 0;
+    for (;;) {
+        std::size_t comma = hosts.find(',', start);
+        std::string_view h = hosts.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+        if (!h.empty() && h.front() != '/' && h.front() != '@' && !is_loopback_host(h)) return false;
+        if (comma == std::string_view::npos) return true;
+        start = comma + 1;
+    }
 }
 
 /// A URL that may receive workspace secrets: https, or http to a loopback
