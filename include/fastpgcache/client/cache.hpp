@@ -68,10 +68,11 @@ public:
     /// fastpgcache, or the pure-SQL fallback where the extension is not
     /// available (or cannot be created by this role).  Idempotent.
     Backend setup() {
-        pool_->setup_pending = false;
-        Backend b = run_with("setup", OpKind::Write, Deadline::after(pool().options().operation_timeout),
+        detail::Pool& p = pool();
+        p.setup_pending = false;
+        Backend b = run_with("setup", OpKind::Write, Deadline::after(p.options().operation_timeout),
                              [this](detail::Conn& c, const Deadline& d) { return do_setup(c, d); });
-        pool_->backend.store(b);
+        p.backend.store(b);
         return b;
     }
 
