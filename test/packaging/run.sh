@@ -196,9 +196,12 @@ if [ "${FPC_PACKAGING_SKIP_DEB:-0}" = 1 ]; then
 fi
 echo "== Debian package (dpkg-buildpackage, pg_buildext)"
 cp -a "$work/src" "$work/debsrc"
-# The regression suite already runs in scripts/test.sh; nocheck keeps this short.
-if (cd "$work/debsrc" && DEB_BUILD_OPTIONS="nocheck parallel=2" dpkg-buildpackage -b -us -uc) >"$work/deb.log" 2>&1; then
+# The build runs the pg_regress suite against the built package (dh_pgxs_test:
+# pg_buildext installcheck in a pg_virtualenv cluster), as Debian builds do.
+if (cd "$work/debsrc" && DEB_BUILD_OPTIONS="parallel=2" dpkg-buildpackage -b -us -uc) >"$work/deb.log" 2>&1; then
     ok "dpkg-buildpackage -b builds"
+    grep -q 'All [0-9]* tests passed' "$work/deb.log" && ok "and its dh_pgxs_test step ran the regression suite: $(grep -o 'All [0-9]* tests passed' "$work/deb.log" | head -1)" ||
+        fail "dh_pgxs_test did not report the regression suite passing"
 else
     tail -40 "$work/deb.log"; fail "dpkg-buildpackage"; finish
 fi
