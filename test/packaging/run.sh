@@ -179,8 +179,8 @@ else
 fi
 if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
     ver=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$work/src/META.json")
-    if git -C "$root" archive --format=tar --prefix="fastpgcache-$ver/" HEAD 2>/dev/null | tar -tf - 2>/dev/null |
-       grep -qx "fastpgcache-$ver/META.json"; then
+    git -C "$root" archive --format=tar --prefix="fastpgcache-$ver/" HEAD 2>/dev/null | tar -tf - > "$work/archive.txt" 2>/dev/null
+    if grep -qx "fastpgcache-$ver/META.json" "$work/archive.txt"; then
         ok "the PGXN distribution archive (git archive --prefix=fastpgcache-$ver/) carries META.json at its top"
     else
         skip "PGXN archive: META.json is not committed yet (git archive HEAD)"
