@@ -145,9 +145,10 @@ public:
         int retries = 0;
         try {
             if (p.setup_pending.load() && std::string_view(name) != "setup") lazy_setup();
+            bool fresh = false;  // after a broken connection: a newly opened one
             for (int attempt = 0;; ++attempt) {
                 const auto t0 = std::chrono::steady_clock::now();
-                detail::Lease lease(pool_, d, attempt > 0);
+                detail::Lease lease(pool_, d, fresh);
                 waited += std::chrono::steady_clock::now() - t0;
                 try {
                     auto r = fn(*lease, d);
@@ -157,6 +158,7 @@ public:
                     lease->discard = true;
                     if (attempt == 0 && (!e.sent() || kind == OpKind::Read)) {
                         ++retries;
+                        fresh = true;
                         continue;
                     }
                     detail::throw_lost(name, kind, e);
