@@ -198,12 +198,15 @@ echo "== Debian package (dpkg-buildpackage, pg_buildext)"
 cp -a "$work/src" "$work/debsrc"
 # The build runs the pg_regress suite against the built package (dh_pgxs_test:
 # pg_buildext installcheck in a pg_virtualenv cluster), as Debian builds do.
-if (cd "$work/debsrc" && DEB_BUILD_OPTIONS="parallel=2" dpkg-buildpackage -b -us -uc) >"$work/deb.log" 2>&1; then
+# A clean environment, as a packager's shell: the PG* variables of the test
+# run (PGPORT of a live cluster, ...) would otherwise reach pg_virtualenv.
+if (cd "$work/debsrc" && env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="${HOME:-/root}" \
+        LANG=C.UTF-8 DEB_BUILD_OPTIONS="parallel=2" dpkg-buildpackage -b -us -uc) >"$work/deb.log" 2>&1; then
     ok "dpkg-buildpackage -b builds"
     grep -q 'All [0-9]* tests passed' "$work/deb.log" && ok "and its dh_pgxs_test step ran the regression suite: $(grep -o 'All [0-9]* tests passed' "$work/deb.log" | head -1)" ||
         fail "dh_pgxs_test did not report the regression suite passing"
 else
-    tail -40 "$work/deb.log"; fail "dpkg-buildpackage"; finish
+    grep -A40 'installcheck' "$work/deb.log" | tail -60; tail -20 "$work/deb.log"; fail "dpkg-buildpackage"; finish
 fi
 deb=$(ls "$work"/postgresql-15-fastpgcache_*.deb 2>/dev/null | head -1)
 if [ -n "$deb" ]; then
