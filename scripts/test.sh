@@ -55,7 +55,7 @@ new_db() {  # new_db NAME IMPLEMENTATION(extension|fallback)
 }
 
 regress() {
-  make -s installcheck || { cat regression.diffs 2>/dev/null; return 1; }
+  make -s installcheck EXTRA_REGRESS=boundary || { cat regression.diffs 2>/dev/null; return 1; }
 }
 tap() {  # tap DB
   pg_prove --ext .sql -d "$1" t/

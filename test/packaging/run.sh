@@ -216,7 +216,8 @@ else
 fi
 contents=$(dpkg-deb -c "$deb")
 for f in ./usr/lib/postgresql/15/lib/fastpgcache.so ./usr/share/postgresql/15/extension/fastpgcache.control \
-         ./usr/share/postgresql/15/extension/fastpgcache--1.0.sql; do
+         ./usr/share/postgresql/15/extension/fastpgcache--1.0.sql ./usr/share/postgresql/15/extension/fastpgcache--1.1.sql \
+         ./usr/share/postgresql/15/extension/fastpgcache--1.0--1.1.sql; do
     echo "$contents" | grep -q " $f\$" && ok "the package holds $f" || fail "the package lacks $f"
 done
 depends=$(dpkg-deb -f "$deb" Depends)
