@@ -706,6 +706,22 @@ bool ParseHello(const std::vector<std::string_view>& argv, HelloRequest* out, st
   return true;
 }
 
+void WriteInfoReply(ReplyWriter& w, const InfoRequest& info, int64_t keys, int64_t expires) {
+  std::string text = info.server_text;
+  if (info.keyspace) {
+    if (!text.empty()) text += "\r\n";
+    text += "# Keyspace\r\n";
+    if (keys > 0) {
+      text += "db0:keys=";
+      AppendInteger(&text, keys);
+      text += ",expires=";
+      AppendInteger(&text, expires);
+      text += ",avg_ttl=0\r\n";
+    }
+  }
+  w.Verbatim(text);
+}
+
 namespace {
 
 /* Writes a space-separated word list as a set of status strings. */

@@ -217,6 +217,11 @@ std::string_view CStr(std::string_view arg) noexcept;
 /* strcasecmp(CStr(arg), lower) == 0 */
 bool OptionIs(std::string_view arg, const char* lower) noexcept;
 
+/* INFO's reply for an executor: the server's sections, then, if the request
+ * asks for it, "# Keyspace" with "db0:keys=<keys>,expires=<expires>,avg_ttl=0"
+ * (no db0 line when keys is 0, as Redis). A verbatim string in RESP3. */
+void WriteInfoReply(ReplyWriter& w, const InfoRequest& info, int64_t keys, int64_t expires);
+
 /* COMMAND INFO / COMMAND DOCS entries as Redis 7.0 writes them. */
 void WriteCommandInfo(ReplyWriter& w, const CommandSpec* spec);
 void WriteCommandDocs(ReplyWriter& w, const CommandSpec& spec);
