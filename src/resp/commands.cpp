@@ -381,8 +381,9 @@ const CommandSpec* ResolveCommand(const std::vector<std::string_view>& argv, std
   if (spec == nullptr) {
     std::string args;
     for (size_t i = 1; i < argv.size() && args.size() < 128; i++) {
+      size_t room = 128 - args.size();
       args += '\'';
-      args += Printable(argv[i], 128 - args.size());
+      args += Printable(argv[i], room);
       args += "' ";
     }
     std::string msg = "ERR unknown command '";
@@ -652,6 +653,7 @@ bool ParseRequest(const CommandSpec& spec, const std::vector<std::string_view>& 
       AuthRequest r;
       r.username = argc == 2 ? std::string_view("default") : argv[1];
       r.password = argv[argc - 1];
+      r.password_only = argc == 2;
       out->args = r;
       return true;
     }
@@ -724,8 +726,9 @@ void WriteInfoReply(ReplyWriter& w, const InfoRequest& info, int64_t keys, int64
 
 namespace {
 
-/* Writes a space-separated word list as a set of status strings. */
-void WriteWordSet(ReplyWriter& w, const char* words) {
+/* Writes a space-separated word list as a set of status strings (or bulk
+ * strings: COMMAND INFO's tips). */
+void WriteWordSet(ReplyWriter& w, const char* words, bool bulk = false) {
   std::vector<std::string_view> list;
   std::string_view s(words ? words : "");
   while (!s.empty()) {
@@ -736,7 +739,10 @@ void WriteWordSet(ReplyWriter& w, const char* words) {
     s.remove_prefix(sp + 1);
   }
   w.Set(list.size());
-  for (std::string_view word : list) w.Simple(word);
+  for (std::string_view word : list) {
+    if (bulk) w.Bulk(word);
+    else w.Simple(word);
+  }
 }
 
 void WriteFlags(ReplyWriter& w, uint32_t flags) {
@@ -771,7 +777,7 @@ void WriteCommandInfo(ReplyWriter& w, const CommandSpec* spec) {
   w.Integer(spec->last_key);
   w.Integer(spec->key_step);
   WriteWordSet(w, spec->acl_categories);
-  WriteWordSet(w, spec->tips);
+  WriteWordSet(w, spec->tips, true);
   if (spec->key_spec_flags == nullptr) {
     w.Array(0);
   } else {

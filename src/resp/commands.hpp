@@ -172,6 +172,10 @@ struct InfoRequest {           /* INFO [section ...] */
 struct AuthRequest {           /* AUTH [user] password, HELLO ... AUTH user password */
   std::string_view username;   /* "default" when AUTH got only a password */
   std::string_view password;
+  /* AUTH <password> (no user): where no password is set, Redis answers "ERR
+   * AUTH <password> called without any password configured for the default
+   * user. Are you sure your configuration is correct?" */
+  bool password_only = false;
 };
 
 using RequestArgs = std::variant<KeyRequest, MultiKeyRequest, KeyValueRequest, IncrRequest,

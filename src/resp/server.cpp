@@ -730,19 +730,25 @@ void Server::Dispatch(Client* c, std::vector<std::string_view>& argv) {
   }
   std::string error;
   const CommandSpec* spec = ResolveCommand(argv, &error);
-  if (spec == nullptr) {
+  if (spec == nullptr || (config_.require_auth && !c->authenticated && !(spec->flags & kFlagNoAuth))) {
+    if (spec != nullptr) error = "NOAUTH Authentication required.";
+    const CommandSpec* base = FindCommand(argv[0]);
     Rendered r(c->protocol);
-    r.w.Error(error);
+    if (base != nullptr && base->id == CommandId::kExec) {
+      /* Redis's execCommandAbort(): a rejected EXEC discards the transaction. */
+      std::string_view reason(error);
+      if (reason.compare(0, 4, "ERR ") == 0) reason.remove_prefix(4);
+      r.w.Error("EXECABORT Transaction discarded because of: " + std::string(reason));
+      c->in_multi = c->multi_dirty = false;
+      c->queued.clear();
+    } else {
+      r.w.Error(error);
+      if (c->in_multi) c->multi_dirty = true;
+    }
     LocalReply(c, std::move(r.text));
-    if (c->in_multi) c->multi_dirty = true;
     return;
   }
   c->last_cmd = spec->name;
-  if (config_.require_auth && !c->authenticated && !(spec->flags & kFlagNoAuth)) {
-    LocalReply(c, "-NOAUTH Authentication required.\r\n");
-    if (c->in_multi) c->multi_dirty = true;
-    return;
-  }
   CommandId id = spec->id;
   if (c->in_multi && id != CommandId::kExec && id != CommandId::kDiscard && id != CommandId::kMulti &&
       id != CommandId::kWatch && id != CommandId::kReset && id != CommandId::kQuit) {
@@ -989,7 +995,9 @@ bool Server::HandleLocal(Client* c, const CommandSpec& spec, const std::vector<s
       return true;
     case CommandId::kSelect: {
       int64_t db = 0;
-      if (!ParseLongLong(argv[1], &db) || db < INT32_MIN || db > INT32_MAX) w.Error("ERR value is not an integer or out of range");
+      if (!ParseLongLong(argv[1], &db)) w.Error("ERR value is not an integer or out of range");
+      else if (db < INT32_MIN || db > INT32_MAX)
+        w.Error("ERR value is out of range, value must between -2147483648 and 2147483647");
       else if (db != 0) w.Error("ERR DB index is out of range");
       else w.Simple("OK");
       return true;

@@ -357,7 +357,12 @@ class MemoryExecutor : public Executor {
       case CommandId::kAuth: {
         const AuthRequest& a = std::get<AuthRequest>(r.args);
         auto it = passwords.find(std::string(a.username));
-        if (passwords.empty()) {
+        if (passwords.empty() && !a.password_only) {
+          /* No password configured: like Redis's "default" user with nopass. */
+          unit.auth.ok = a.username == "default";
+          unit.auth.user = "default";
+          if (!unit.auth.ok) unit.auth.error = "WRONGPASS invalid username-password pair or user is disabled.";
+        } else if (passwords.empty()) {
           unit.auth.ok = false;
           unit.auth.error =
               "ERR AUTH <password> called without any password configured for the default user. Are you sure your "
