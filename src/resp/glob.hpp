@@ -13,7 +13,12 @@
  * every position after a '*', no earlier '*' retries longer matches (Redis's
  * skipLongerMatches), so the work is O(pattern x string); and the recursion
  * depth is bounded by kGlobMaxNesting (deeper patterns do not match, as in
- * Redis 7.2+).
+ * redis-server 7.0.15: checked by test/resp/diff_glob.py).
+ *
+ * Note for callers (KEYS, SCAN MATCH, cache_keys, cache_scan): Redis does not
+ * call the matcher for the pattern "*" but lists every key, and an empty
+ * subject never matches (GlobMatch("*", "") is false, as stringmatchlen), so
+ * the empty key "" is listed by KEYS * and by nothing else. Do the same.
  */
 #ifndef FASTPGCACHE_RESP_GLOB_HPP
 #define FASTPGCACHE_RESP_GLOB_HPP

@@ -302,7 +302,8 @@ class MemoryExecutor : public Executor {
             it = data.erase(it);
             continue;
           }
-          if (GlobMatch(pattern, it->first)) keys.push_back(it->first);
+          /* Redis: KEYS * lists every key without matching (so also the empty key). */
+          if ((pattern.size() == 1 && pattern[0] == '*') || GlobMatch(pattern, it->first)) keys.push_back(it->first);
           ++it;
         }
         w.Array(keys.size());
