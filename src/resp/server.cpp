@@ -302,7 +302,7 @@ bool Server::OpenUnixListener(std::string* error) {
 void Server::Stop() noexcept {
   for (auto& slot : clients_by_fd_) {
     if (slot) {
-      close(slot->fd);
+      if (!slot->dead) close(slot->fd);
       slot.reset();
     }
   }
@@ -512,23 +512,19 @@ void Server::UpdateEvents(Client* c) {
   c->events = want;
 }
 
-/* CloseClient: closes now, frees at the end of the step. */
+/* CloseClient: closes now (the fd may be reused by the next accept), frees
+ * at the end of the step: a batch may still point to the client. */
 void Server::CloseClient(Client* c) {
   if (c->dead) return;
   c->dead = true;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
   close(c->fd);
   client_count_--;
-  dead_.push_back(c);
+  size_t fd = static_cast<size_t>(c->fd);
+  if (fd < clients_by_fd_.size() && clients_by_fd_[fd].get() == c) dead_.push_back(std::move(clients_by_fd_[fd]));
 }
 
-void Server::ReapClosed() {
-  for (Client* c : dead_) {
-    size_t fd = static_cast<size_t>(c->fd);
-    if (fd < clients_by_fd_.size() && clients_by_fd_[fd].get() == c) clients_by_fd_[fd].reset();
-  }
-  dead_.clear();
-}
+void Server::ReapClosed() { dead_.clear(); }
 
 void Server::CheckIdle(int64_t now_ms) {
   if (config_.idle_timeout_s <= 0 || now_ms - last_idle_check_ms_ < 1000) return;

@@ -217,7 +217,7 @@ class Server {
   size_t client_count_ = 0;
   uint64_t next_client_id_ = 1;
   std::vector<Client*> ready_;        /* clients with unparsed buffered input */
-  std::vector<Client*> dead_;         /* closed, freed after the batch */
+  std::vector<std::unique_ptr<Client>> dead_;  /* closed, freed at the end of the step */
   std::vector<Slot> slots_;           /* replies of this round, in order per client */
   Batch batch_;
   std::vector<std::string_view> argv_;
