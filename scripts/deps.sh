@@ -9,6 +9,7 @@ packages=(
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   nlohmann-json3-dev libcurl4-openssl-dev python3
   redis-server redis-tools
+  python3-redis clang-14 libclang-rt-14-dev
 )
 
 missing=()

@@ -72,6 +72,7 @@ run_suite "concurrency, SQL fallback" bash test/concurrency/run.sh concurrency_f
 # Suites that start clusters of their own.
 run_suite "worker (preloaded and dynamic, two clusters)" bash test/worker/run.sh
 run_suite "client (scram cluster, fake Databricks workspace, ASan+UBSan)" bash test/client/run.sh
+run_suite "RESP core (parser, commands, glob, server; fuzz 60 s)" bash test/resp/run.sh
 run_suite "benchmark smoke run" bash bench/run.sh --smoke
 
 echo
