@@ -221,6 +221,7 @@ class Server {
   std::vector<Slot> slots_;           /* replies of this round, in order per client */
   Batch batch_;
   std::vector<std::string_view> argv_;
+  std::unique_ptr<char[]> scratch_;   /* read buffer shared by all clients */
   int64_t now_ms_ = 0;
   int64_t last_idle_check_ms_ = 0;
   int64_t start_ms_ = 0;
