@@ -36,7 +36,7 @@ class MemoryExecutor : public Executor {
     int64_t expire_at_ms = -1; /* -1: no TTL */
   };
 
-  std::map<std::string, Entry> data;              /* ordered: SCAN cursors are positions */
+  std::map<std::string, Entry, std::less<>> data; /* ordered: SCAN cursors are positions */
   std::map<std::string, std::string> passwords;   /* user -> password; empty: no password set */
   std::vector<size_t> batch_sizes;                /* units per batch, for group-commit tests */
   size_t max_recorded_batches = 100000;
@@ -67,7 +67,7 @@ class MemoryExecutor : public Executor {
     for (ExecCommand& cmd : unit.commands) {
       if (TouchesAbortKey(cmd.request)) abort = true;
     }
-    std::map<std::string, Entry> snapshot;
+    std::map<std::string, Entry, std::less<>> snapshot;
     if (abort) snapshot = data;
     for (ExecCommand& cmd : unit.commands) Run(unit, cmd);
     if (abort) {
@@ -84,7 +84,7 @@ class MemoryExecutor : public Executor {
   }
 
   Entry* Find(std::string_view key) {
-    auto it = data.find(std::string(key));
+    auto it = data.find(key); /* heterogeneous lookup: no allocation */
     if (it == data.end()) return nullptr;
     if (it->second.expire_at_ms >= 0 && it->second.expire_at_ms <= now_) {
       data.erase(it);
