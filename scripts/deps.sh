@@ -10,6 +10,7 @@ packages=(
   nlohmann-json3-dev libcurl4-openssl-dev python3
   redis-server redis-tools
   sqlsmith python3-psycopg2
+  python3-redis clang-14 libclang-rt-14-dev
 )
 
 missing=()

