@@ -185,7 +185,18 @@ pg_uuid_t KeyHash(const text *key);
 // kUseSql: nothing was done, the SQL path must be used. kNoRow: an overwrite
 // found no row to update. kPlansChanged: the table changed (an invalidation
 // arrived while it was being locked, or it is gone); look again and retry.
-enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged };
+// kWouldBlock: the row is locked by another transaction and g_lock_nowait
+// is set (nothing was done).
+enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged, kWouldBlock };
+
+// When set, the direct write paths never wait for a row lock: they fail
+// with 55P03 (lock_not_available) instead. The Redis-protocol executor sets
+// it while it runs many clients' commands in one transaction (group commit),
+// which must never wait for a lock while it holds others (resp_worker/).
+extern bool g_lock_nowait;
+
+// Throws 55P03 for a write that would have waited for a row lock.
+[[noreturn]] void ThrowWouldBlock();
 
 // Runs a direct step (a Guarded() callback returning Direct) at most twice,
 // preparing the plans again when they changed under it. Returns kUseSql when
@@ -267,9 +278,9 @@ bool Delete(Oid schema, const text *key);
 // Deletes every expired entry; returns how many.
 uint64 Cleanup(Oid schema);
 
-// Sets keys[i] to values[i] (text) in one statement; a key given twice keeps
-// its last value.
-void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
+// Sets keys[i] to values[i] (varlenas of `kind`) in one statement; a key
+// given twice keeps its last value.
+void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values, char kind,
               bool expires, TimestampTz expires_at);
 
 // --------------------------------------------------------------- mutate.cpp
@@ -328,9 +339,9 @@ struct Change {
 void Mutate(Oid schema, const char *function, const text *key, bool want_value,
             FunctionRef<Change(const Current &)> decide);
 
-// Redis MSETNX: sets every pair (text values) only if none of the keys is
+// Redis MSETNX: sets every pair (values of `kind`) only if none of the keys is
 // live; true if set. All or nothing, also against concurrent writers.
-bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
+bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values, char kind,
                 bool expires, TimestampTz expires_at);
 
 // ------------------------------------------------------------- keyspace.cpp
@@ -355,7 +366,7 @@ int64 ScanStep(Oid schema, int64 cursor, const text *pattern, int64 count,
 // Deletes every entry; returns how many were live.
 int64 Flush(Oid schema);
 
-// The number of live entries.
-int64 DbSize(Oid schema);
+// The number of live entries, and (if asked) how many of them expire.
+int64 DbSize(Oid schema, int64 *expiring = nullptr);
 
 }  // namespace fastpgcache

@@ -177,13 +177,14 @@ int64 Flush(Oid schema) {
   return live;
 }
 
-int64 DbSize(Oid schema) {
+int64 DbSize(Oid schema, int64 *expiring) {
   EnsurePlans(schema);
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
   SpiCall spi;
   spi.Execute(kDbSize, values, nullptr, 1);
   bool isnull;
   int64 live = DatumGetInt64(spi.Column(0, 1, &isnull));
+  if (expiring != nullptr) *expiring = DatumGetInt64(spi.Column(0, 2, &isnull));
   spi.Finish();
   return live;
 }

@@ -148,10 +148,14 @@ Direct LockRowDirect(const pg_uuid_t &hash, const text *key, bool want_value, Di
   TM_FailureData tmfd;
   int flags = IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION;
   TM_Result result = table_tuple_lock(d->rel, &tid, d->snapshot, d->slot, GetCurrentCommandId(false),
-                                      LockTupleExclusive, LockWaitBlock, flags, &tmfd);
+                                      LockTupleExclusive, g_lock_nowait ? LockWaitSkip : LockWaitBlock, flags,
+                                      &tmfd);
   switch (result) {
     case TM_Ok:
       break;
+    case TM_WouldBlock:
+      CloseDirect(d);
+      return Direct::kWouldBlock;
     case TM_Updated:
     case TM_Deleted:
       if (IsolationUsesXactSnapshot())
@@ -256,6 +260,7 @@ bool MutateDirect(Oid schema, const pg_uuid_t &hash, const text *key, bool want_
       EnsurePlans(schema);
       continue;
     }
+    if (locked == Direct::kWouldBlock) ThrowWouldBlock();
     if (locked != Direct::kDone) return false;
     // A kWrite of an absent key over another key's (or an expired) row is
     // an overwrite of the slot, as the SQL path's UPDATE is.
@@ -318,7 +323,7 @@ void Mutate(Oid schema, const char *function, const text *key, bool want_value,
   }
 }
 
-bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
+bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values, char kind,
                 bool expires, TimestampTz expires_at) {
   CheckWritable("cache_msetnx()");
   EnsurePlans(schema);
@@ -344,7 +349,7 @@ bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<t
   }
   int n = static_cast<int>(pairs.size());
   Datum lock_args[1];
-  Datum insert_args[4];
+  Datum insert_args[5];
   Guarded([&] {
     lock_args[0] = PointerGetDatum(construct_array(hash_datums.data(), n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
     insert_args[0] = lock_args[0];
@@ -352,7 +357,8 @@ bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<t
     insert_args[2] = PointerGetDatum(construct_array(value_datums.data(), n, BYTEAOID, -1, false, TYPALIGN_INT));
   });
   insert_args[3] = TimestampTzGetDatum(expires_at);
-  const char insert_nulls[4] = {' ', ' ', ' ', expires ? ' ' : 'n'};
+  insert_args[4] = CharGetDatum(kind);
+  const char insert_nulls[5] = {' ', ' ', ' ', expires ? ' ' : 'n', ' '};
   for (int attempt = 0;; attempt++) {
     SpiCall spi;
     // Lock every existing slot of the batch; any live key means no.

@@ -82,12 +82,12 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
     // cache_mset: many entries in one statement (distinct key hashes).
     {kMultiUpsert,
      "INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
-     " SELECT h, k, v, 't', $4"
+     " SELECT h, k, v, $5, $4"
      " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(h, k, v)"
      " ON CONFLICT (key_hash) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value,"
      " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at",
-     4,
-     {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID}},
+     5,
+     {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID, CHAROID}},
     {kDelete,
      "DELETE FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
@@ -122,11 +122,11 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      {UUIDARRAYOID}},
     {kMultiInsertNew,
      "INSERT INTO %s.cache_entries (key_hash, key, value, kind, expires_at)"
-     " SELECT h, k, v, 't', $4"
+     " SELECT h, k, v, $5, $4"
      " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(h, k, v)"
      " ON CONFLICT (key_hash) DO NOTHING",
-     4,
-     {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID}},
+     5,
+     {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID, CHAROID}},
     // The keyspace (keyspace.cpp).
     {kScan,
      "SELECT key_hash, key, expires_at FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.>=) $1"
@@ -141,7 +141,7 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      1,
      {TIMESTAMPTZOID}},
     {kDbSize,
-     "SELECT pg_catalog.count(*) FROM %s.cache_entries"
+     "SELECT pg_catalog.count(*), pg_catalog.count(expires_at) FROM %s.cache_entries"
      " WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $1",
      1,
      {TIMESTAMPTZOID}},

@@ -34,6 +34,7 @@ extern "C" {
 
 #include "redis_values.hpp"
 #include "stats.hpp"
+#include "string_ops.hpp"
 #include "worker/worker.hpp"
 
 namespace fastpgcache {
@@ -108,16 +109,6 @@ Datum ValueArg(FunctionCallInfo fcinfo, int argno) {
   return Guarded([&] { return PointerGetDatum(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(argno))); });
 }
 
-// A text value made from bytes, in the current memory context.
-Datum MakeText(const char *data, std::size_t len) {
-  return Guarded([&] { return PointerGetDatum(cstring_to_text_with_len(data, static_cast<int>(len))); });
-}
-
-std::string_view ValueBytes(Datum value) {
-  const text *t = reinterpret_cast<const text *>(DatumGetPointer(value));
-  return std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-}
-
 // The arguments (keys text[], values text[], ttl integer) of cache_mset and
 // cache_msetnx, checked; returns whether the entries expire.
 bool MultiSetArgs(FunctionCallInfo fcinfo, std::vector<text *> *keys, std::vector<text *> *values,
@@ -168,21 +159,13 @@ Datum SetImpl(FunctionCallInfo fcinfo, char kind) {
   } else {
     value = Guarded([&] { return PointerGetDatum(PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1))); });
   }
-  if (!nx && !xx && !keepttl) {
-    Store(FunctionSchema(fcinfo), key, value, kind, expires, expires_at);
-    return BoolGetDatum(true);
-  }
-  bool written = false;
-  auto decide = [&](const Current &cur) {
-    written = false;
-    if ((nx && cur.live) || (xx && !cur.live)) return Change();
-    written = true;
-    if (keepttl) return Change::Write(value, kind, cur.live && cur.expires, cur.expires_at);
-    return Change::Write(value, kind, expires, expires_at);
-  };
-  Mutate(FunctionSchema(fcinfo), "cache_set()", key, false, decide);
-  if (written) StatsAdd(kStatSets);
-  return BoolGetDatum(written);
+  ops::SetOptions options;
+  options.nx = nx;
+  options.xx = xx;
+  options.keepttl = keepttl;
+  options.expires = expires;
+  options.expires_at = expires_at;
+  return BoolGetDatum(ops::Set(FunctionSchema(fcinfo), "cache_set()", key, value, kind, options).written);
 }
 
 // The expiry now + amount * unit_usecs, or a clear error when out of range.
@@ -194,55 +177,6 @@ TimestampTz ExpiryAfter(TimestampTz now, int64 amount, int64 unit_usecs, const c
     throw CacheError(sqlstate::kDatetimeFieldOverflow, std::string(what) + " " + std::to_string(amount) +
                                                            " is out of range");
   return expires_at;
-}
-
-// EXPIRE / PEXPIRE / EXPIREAT: the key gets expiry `at` (deleted when `at`
-// is not in the future); true if it was live.
-bool ExpireAt(Oid schema, const char *function, const text *key, TimestampTz at) {
-  bool live = false;
-  auto decide = [&](const Current &cur) {
-    live = cur.live;
-    if (!cur.live) return Change();
-    if (at <= cur.now) return Change::Delete();
-    return Change::SetExpiry(true, at);
-  };
-  Mutate(schema, function, key, false, decide);
-  return live;
-}
-
-// cache_incr and cache_decr: Redis INCRBY.
-int64 IncrBy(Oid schema, const char *function, const text *key, int64 by, bool expires,
-             TimestampTz expires_at) {
-  int64 result = 0;
-  auto decide = [&](const Current &cur) {
-    if (!cur.live) {
-      result = by;
-      std::string digits = std::to_string(result);
-      return Change::Write(MakeText(digits.data(), digits.size()), kKindText, expires, expires_at);
-    }
-    std::optional<int64_t> current = ParseRedisInt(ValueBytes(cur.value));
-    if (!current)
-      throw CacheError(sqlstate::kInvalidTextRepresentation, "value is not an integer or out of range",
-                       "The value of a counter must be a 64-bit integer written in decimal.");
-    std::optional<int64_t> sum = AddRedisInt(*current, by);
-    if (!sum) throw CacheError(sqlstate::kNumericValueOutOfRange, "increment or decrement would overflow");
-    result = *sum;
-    std::string digits = std::to_string(result);
-    return Change::Write(MakeText(digits.data(), digits.size()), kKindText, cur.expires, cur.expires_at);
-  };
-  Mutate(schema, function, key, true, decide);
-  StatsAdd(kStatSets);
-  return result;
-}
-
-// The value of a live entry, checked to be valid text (22021 otherwise).
-void CheckLiveText(const Current &cur) {
-  if (!cur.live) return;
-  Entry entry;
-  entry.found = true;
-  entry.kind = cur.kind;
-  entry.value = cur.value;
-  CheckText(entry);
 }
 
 }  // namespace
@@ -368,7 +302,7 @@ FPC_CACHE_FUNCTION(cache_mset) {
   bool expires = MultiSetArgs(fcinfo, &keys, &values, &expires_at);
   CheckWritable("cache_mset()");  // even when there is nothing to write
   if (keys.empty()) return Int32GetDatum(0);
-  MultiSet(FunctionSchema(fcinfo), keys, values, expires, expires_at);
+  MultiSet(FunctionSchema(fcinfo), keys, values, kKindText, expires, expires_at);
   return Int32GetDatum(static_cast<int32>(keys.size()));
 }
 
@@ -399,21 +333,13 @@ FPC_CACHE_FUNCTION(cache_stop_worker) {
 FPC_CACHE_FUNCTION(cache_getset) {
   text *key = WriteKeyArg(fcinfo);
   Datum value = ValueArg(fcinfo, 1);
-  TimestampTz expires_at = 0;
-  bool expires = ExpiryFromTtl(fcinfo, 2, GetCurrentTimestamp(), &expires_at);
-  bool had = false;
-  Datum previous = 0;
-  auto decide = [&](const Current &cur) {
-    CheckLiveText(cur);  // nothing is written if the old value cannot be returned
-    had = cur.live;
-    previous = cur.value;
-    return Change::Write(value, kKindText, expires, expires_at);
-  };
-  Mutate(FunctionSchema(fcinfo), "cache_getset()", key, true, decide);
-  StatsAdd(had ? kStatHits : kStatMisses);
-  StatsAdd(kStatSets);
-  if (!had) PG_RETURN_NULL();
-  return previous;
+  ops::SetOptions options;
+  options.expires = ExpiryFromTtl(fcinfo, 2, GetCurrentTimestamp(), &options.expires_at);
+  options.get = true;
+  options.old_must_be_text = true;
+  ops::SetResult result = ops::Set(FunctionSchema(fcinfo), "cache_getset()", key, value, kKindText, options);
+  if (!result.had_old) PG_RETURN_NULL();
+  return result.old_value;
 }
 
 // cache_incr(key text, by bigint DEFAULT 1, ttl integer DEFAULT NULL)
@@ -424,7 +350,7 @@ FPC_CACHE_FUNCTION(cache_incr) {
   int64 by = PG_GETARG_INT64(1);
   TimestampTz expires_at = 0;
   bool expires = ExpiryFromTtl(fcinfo, 2, GetCurrentTimestamp(), &expires_at);
-  return Int64GetDatum(IncrBy(FunctionSchema(fcinfo), "cache_incr()", key, by, expires, expires_at));
+  return Int64GetDatum(ops::IncrBy(FunctionSchema(fcinfo), "cache_incr()", key, by, expires, expires_at));
 }
 
 // cache_decr(key text, by bigint DEFAULT 1) RETURNS bigint: Redis DECRBY.
@@ -433,7 +359,7 @@ FPC_CACHE_FUNCTION(cache_decr) {
   RequireArg(fcinfo, 1, "by");
   int64 by = PG_GETARG_INT64(1);
   if (by == INT64_MIN) throw CacheError(sqlstate::kNumericValueOutOfRange, "decrement would overflow");
-  return Int64GetDatum(IncrBy(FunctionSchema(fcinfo), "cache_decr()", key, -by, false, 0));
+  return Int64GetDatum(ops::IncrBy(FunctionSchema(fcinfo), "cache_decr()", key, -by, false, 0));
 }
 
 // cache_incrbyfloat(key text, by double precision) RETURNS double precision:
@@ -448,24 +374,7 @@ FPC_CACHE_FUNCTION(cache_incrbyfloat) {
   std::optional<long double> by = ParseRedisFloat(by_text);
   if (!by || std::isnan(by_arg))
     throw CacheError(sqlstate::kNumericValueOutOfRange, "increment would produce NaN or Infinity");
-  std::string result;
-  auto decide = [&](const Current &cur) {
-    long double value = 0;
-    if (cur.live) {
-      std::optional<long double> current = ParseRedisFloat(ValueBytes(cur.value));
-      if (!current) throw CacheError(sqlstate::kInvalidTextRepresentation, "value is not a valid float");
-      value = *current;
-    }
-    value += *by;
-    if (std::isnan(value) || std::isinf(value))
-      throw CacheError(sqlstate::kNumericValueOutOfRange, "increment would produce NaN or Infinity");
-    result = FormatRedisFloat(value);
-    if (result.empty()) throw CacheError(sqlstate::kNumericValueOutOfRange, "the result is too long to store");
-    return Change::Write(MakeText(result.data(), result.size()), kKindText, cur.live && cur.expires,
-                         cur.expires_at);
-  };
-  Mutate(FunctionSchema(fcinfo), "cache_incrbyfloat()", key, true, decide);
-  StatsAdd(kStatSets);
+  std::string result = ops::IncrByFloat(FunctionSchema(fcinfo), "cache_incrbyfloat()", key, *by);
   return Float8GetDatum(std::strtod(result.c_str(), nullptr));
 }
 
@@ -474,27 +383,7 @@ FPC_CACHE_FUNCTION(cache_incrbyfloat) {
 FPC_CACHE_FUNCTION(cache_append) {
   text *key = WriteKeyArg(fcinfo);
   Datum suffix = ValueArg(fcinfo, 1);
-  int64 length = 0;
-  auto decide = [&](const Current &cur) {
-    std::string_view tail = ValueBytes(suffix);
-    std::string_view head = cur.live ? ValueBytes(cur.value) : std::string_view();
-    std::size_t total = head.size() + tail.size();
-    if (total > MaxAllocSize - VARHDRSZ)
-      throw CacheError(sqlstate::kProgramLimitExceeded, "the value would exceed the maximum size (1 GB)");
-    length = static_cast<int64>(total);
-    Datum joined = Guarded([&] {
-      text *out = static_cast<text *>(palloc(VARHDRSZ + total));
-      SET_VARSIZE(out, VARHDRSZ + total);
-      std::memcpy(VARDATA(out), head.data(), head.size());
-      std::memcpy(VARDATA(out) + head.size(), tail.data(), tail.size());
-      return PointerGetDatum(out);
-    });
-    char kind = cur.live && cur.kind == kKindBytes ? kKindBytes : kKindText;
-    return Change::Write(joined, kind, cur.live && cur.expires, cur.expires_at);
-  };
-  Mutate(FunctionSchema(fcinfo), "cache_append()", key, true, decide);
-  StatsAdd(kStatSets);
-  return Int64GetDatum(length);
+  return Int64GetDatum(ops::Append(FunctionSchema(fcinfo), "cache_append()", key, ops::ValueBytes(suffix)));
 }
 
 // cache_strlen(key text) RETURNS integer; STRICT: Redis STRLEN, 0 if absent.
@@ -510,7 +399,7 @@ FPC_CACHE_FUNCTION(cache_expire) {
   RequireArg(fcinfo, 1, "ttl");
   int32 ttl = PG_GETARG_INT32(1);
   TimestampTz at = ExpiryAfter(GetCurrentTimestamp(), ttl, USECS_PER_SEC, "ttl");
-  return BoolGetDatum(ExpireAt(FunctionSchema(fcinfo), "cache_expire()", key, at));
+  return BoolGetDatum(ops::ExpireAt(FunctionSchema(fcinfo), "cache_expire()", key, at));
 }
 
 // cache_pexpire(key text, ttl_ms bigint) RETURNS boolean: Redis PEXPIRE.
@@ -519,7 +408,7 @@ FPC_CACHE_FUNCTION(cache_pexpire) {
   RequireArg(fcinfo, 1, "ttl_ms");
   int64 ttl_ms = PG_GETARG_INT64(1);
   TimestampTz at = ExpiryAfter(GetCurrentTimestamp(), ttl_ms, 1000, "ttl_ms");
-  return BoolGetDatum(ExpireAt(FunctionSchema(fcinfo), "cache_pexpire()", key, at));
+  return BoolGetDatum(ops::ExpireAt(FunctionSchema(fcinfo), "cache_pexpire()", key, at));
 }
 
 // cache_expireat(key text, at timestamptz) RETURNS boolean: Redis EXPIREAT.
@@ -528,19 +417,12 @@ FPC_CACHE_FUNCTION(cache_expireat) {
   RequireArg(fcinfo, 1, "at");
   TimestampTz at = PG_GETARG_TIMESTAMPTZ(1);
   if (TIMESTAMP_NOT_FINITE(at)) throw CacheError(sqlstate::kDatetimeFieldOverflow, "at must be a finite timestamp");
-  return BoolGetDatum(ExpireAt(FunctionSchema(fcinfo), "cache_expireat()", key, at));
+  return BoolGetDatum(ops::ExpireAt(FunctionSchema(fcinfo), "cache_expireat()", key, at));
 }
 
 // cache_persist(key text) RETURNS boolean: Redis PERSIST.
 FPC_CACHE_FUNCTION(cache_persist) {
-  text *key = WriteKeyArg(fcinfo);
-  bool removed = false;
-  auto decide = [&](const Current &cur) {
-    removed = cur.live && cur.expires;
-    return removed ? Change::SetExpiry(false, 0) : Change();
-  };
-  Mutate(FunctionSchema(fcinfo), "cache_persist()", key, false, decide);
-  return BoolGetDatum(removed);
+  return BoolGetDatum(ops::Persist(FunctionSchema(fcinfo), "cache_persist()", WriteKeyArg(fcinfo)));
 }
 
 // cache_pttl(key text) RETURNS bigint; STRICT: milliseconds left, rounded
@@ -555,20 +437,9 @@ FPC_CACHE_FUNCTION(cache_pttl) {
 
 // cache_getdel(key text) RETURNS text: Redis GETDEL.
 FPC_CACHE_FUNCTION(cache_getdel) {
-  text *key = WriteKeyArg(fcinfo);
-  bool had = false;
-  Datum value = 0;
-  auto decide = [&](const Current &cur) {
-    CheckLiveText(cur);  // not deleted if it cannot be returned
-    had = cur.live;
-    value = cur.value;
-    return cur.live ? Change::Delete() : Change();
-  };
-  Mutate(FunctionSchema(fcinfo), "cache_getdel()", key, true, decide);
-  StatsAdd(had ? kStatHits : kStatMisses);
-  if (!had) PG_RETURN_NULL();
-  StatsAdd(kStatDeletes);
-  return value;
+  ops::Got got = ops::GetDel(FunctionSchema(fcinfo), "cache_getdel()", WriteKeyArg(fcinfo), true);
+  if (!got.found) PG_RETURN_NULL();
+  return got.value;
 }
 
 // cache_getex(key text, ttl integer DEFAULT NULL, persist boolean DEFAULT
@@ -580,26 +451,10 @@ FPC_CACHE_FUNCTION(cache_getex) {
   if (has_ttl && persist) throw CacheError(sqlstate::kInvalidParameterValue, "ttl and persist cannot be used together");
   TimestampTz expires_at = 0;
   ExpiryFromTtl(fcinfo, 1, GetCurrentTimestamp(), &expires_at);
-  if (!has_ttl && !persist) {
-    Entry entry = FindValue(FunctionSchema(fcinfo), key);
-    if (!entry.found) PG_RETURN_NULL();
-    CheckText(entry);
-    return entry.value;
-  }
-  bool had = false;
-  Datum value = 0;
-  auto decide = [&](const Current &cur) {
-    CheckLiveText(cur);
-    had = cur.live;
-    value = cur.value;
-    if (!cur.live) return Change();
-    if (persist) return cur.expires ? Change::SetExpiry(false, 0) : Change();
-    return Change::SetExpiry(true, expires_at);
-  };
-  Mutate(FunctionSchema(fcinfo), "cache_getex()", key, true, decide);
-  StatsAdd(had ? kStatHits : kStatMisses);
-  if (!had) PG_RETURN_NULL();
-  return value;
+  ops::GetExExpiry expiry = has_ttl ? ops::GetExExpiry::kSet : persist ? ops::GetExExpiry::kPersist : ops::GetExExpiry::kNone;
+  ops::Got got = ops::GetEx(FunctionSchema(fcinfo), "cache_getex()", key, expiry, expires_at, true);
+  if (!got.found) PG_RETURN_NULL();
+  return got.value;
 }
 
 // cache_delete(keys text[]) RETURNS integer: Redis DEL k1 k2 ...
@@ -686,5 +541,5 @@ FPC_CACHE_FUNCTION(cache_msetnx) {
   bool expires = MultiSetArgs(fcinfo, &keys, &values, &expires_at);
   CheckWritable("cache_msetnx()");
   if (keys.empty()) return BoolGetDatum(true);
-  return BoolGetDatum(MultiSetNx(FunctionSchema(fcinfo), keys, values, expires, expires_at));
+  return BoolGetDatum(MultiSetNx(FunctionSchema(fcinfo), keys, values, kKindText, expires, expires_at));
 }

@@ -91,7 +91,7 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
     LockTupleMode lockmode;
     bool update_indexes = false;
     TM_Result result = table_tuple_update(rel, &otid, new_slot, GetCurrentCommandId(true), snapshot,
-                                          InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+                                          InvalidSnapshot, !g_lock_nowait, &tmfd, &lockmode, &update_indexes);
     if (result == TM_Ok) {
       if (update_indexes) {
         // Not a HOT update: the new version needs its own index entry.
@@ -100,6 +100,8 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
         index_insert(irel, ivalues, inulls, &new_slot->tts_tid, rel, UNIQUE_CHECK_YES, true, BuildIndexInfo(irel));
       }
       outcome = Direct::kDone;
+    } else if (result == TM_BeingModified && g_lock_nowait) {
+      outcome = Direct::kWouldBlock;
     } else {
       outcome = Direct::kUseSql;  // changed concurrently, or earlier in this command
     }
@@ -115,6 +117,12 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
 }
 
 }  // namespace
+
+bool g_lock_nowait = false;
+
+void ThrowWouldBlock() {
+  throw CacheError(sqlstate::kLockNotAvailable, "could not lock the entry without waiting");
+}
 
 void CheckWritable(const char *function) {
   // The SQL path would refuse too (the executor checks), but the direct
@@ -135,6 +143,7 @@ void Store(Oid schema, const text *key, Datum value, char kind, bool expires, Ti
     StatsAdd(kStatSets);
     return;
   }
+  if (outcome == Direct::kWouldBlock) ThrowWouldBlock();
   CheckSqlColumns(true);
   bool try_update = outcome != Direct::kNoRow;  // no row: insert at once
   Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
@@ -173,7 +182,7 @@ uint64 Cleanup(Oid schema) {
   return deleted;
 }
 
-void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
+void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values, char kind,
               bool expires, TimestampTz expires_at) {
   CheckWritable("cache_mset()");
   // One row per distinct key hash; the last occurrence wins.
@@ -199,14 +208,15 @@ void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<tex
     value_datums.push_back(PointerGetDatum(values[i]));  // text and bytea share one representation
   }
   int n = static_cast<int>(hash_datums.size());
-  Datum args[4];
+  Datum args[5];
   Guarded([&] {
     args[0] = PointerGetDatum(construct_array(hash_datums.data(), n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
     args[1] = PointerGetDatum(construct_array(key_datums.data(), n, TEXTOID, -1, false, TYPALIGN_INT));
     args[2] = PointerGetDatum(construct_array(value_datums.data(), n, BYTEAOID, -1, false, TYPALIGN_INT));
   });
   args[3] = TimestampTzGetDatum(expires_at);
-  const char nulls[4] = {' ', ' ', ' ', expires ? ' ' : 'n'};
+  args[4] = CharGetDatum(kind);
+  const char nulls[5] = {' ', ' ', ' ', expires ? ' ' : 'n', ' '};
   EnsurePlans(schema);
   CheckSqlColumns(true);
   SpiCall spi;
