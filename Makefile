@@ -3,9 +3,11 @@
 EXTENSION = fastpgcache
 MODULE_big = fastpgcache
 OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/stats.o \
-       src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/mutate.o src/keyspace.o \
+       src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/mutate.o src/keyspace.o src/string_ops.o \
        src/redis_values.o src/resp/glob.o src/sql_api.o \
-       src/worker/main.o src/worker/sweep.o src/worker/control.o
+       src/worker/main.o src/worker/sweep.o src/worker/control.o \
+       src/resp/protocol.o src/resp/commands.o src/resp/server.o \
+       src/resp_worker/main.o src/resp_worker/executor.o src/resp_worker/auth.o
 # The install script of the current version and the upgrade scripts are
 # assembled from extension/*.sql, so that each function is written once.
 DATA = fastpgcache--1.0.sql

@@ -19,6 +19,17 @@ bool worker_enabled = true;
 int cleanup_interval_ms = 1000;
 int cleanup_batch_size = 1000;
 int cleanup_max_time_ms = 100;
+int resp_port = 0;
+char *resp_listen_addresses = nullptr;
+char *resp_unix_socket = nullptr;
+char *resp_database = nullptr;
+int resp_workers = 1;
+int resp_max_clients = 10000;
+int resp_max_bulk_kb = 512 * 1024;
+int resp_output_buffer_kb = 256 * 1024;
+char *resp_default_user = nullptr;
+int resp_idle_timeout_s = 0;
+int resp_command_timeout_ms = 5000;
 
 }  // namespace guc
 
@@ -42,6 +53,46 @@ void DefineSettings() {
                              "Starts the expiry worker with the server (needs shared_preload_libraries).", nullptr,
                              &guc::worker_enabled, true, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   }
+  if (process_shared_preload_libraries_in_progress) {
+    DefineCustomIntVariable("fastpgcache.resp_port",
+                            "TCP port of the Redis-protocol front (0: off).",
+                            "Needs shared_preload_libraries; commands run against the cache of fastpgcache.resp_database.",
+                            &guc::resp_port, 0, 0, 65535, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("fastpgcache.resp_listen_addresses",
+                               "Addresses the Redis-protocol front listens on (comma-separated; * for all).", nullptr,
+                               &guc::resp_listen_addresses, "127.0.0.1", PGC_POSTMASTER, 0, nullptr, nullptr,
+                               nullptr);
+    DefineCustomStringVariable("fastpgcache.resp_unix_socket",
+                               "Unix socket of the Redis-protocol front (empty: none).", nullptr,
+                               &guc::resp_unix_socket, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("fastpgcache.resp_database",
+                               "Database whose cache the Redis-protocol front serves (empty: fastpgcache.database).",
+                               nullptr, &guc::resp_database, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("fastpgcache.resp_workers",
+                            "Processes serving the Redis protocol (they share the port).", nullptr,
+                            &guc::resp_workers, 1, 1, 64, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("fastpgcache.resp_max_clients", "Most clients one Redis-protocol worker serves.",
+                            nullptr, &guc::resp_max_clients, 10000, 1, 1000000, PGC_POSTMASTER, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("fastpgcache.resp_max_bulk_len", "Largest bulk string a client may send.", nullptr,
+                            &guc::resp_max_bulk_kb, 512 * 1024, 1, 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_KB,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("fastpgcache.resp_client_output_buffer_limit",
+                            "Largest output a client may leave unread before it is disconnected (0: none).", nullptr,
+                            &guc::resp_output_buffer_kb, 256 * 1024, 0, 4 * 1024 * 1024, PGC_POSTMASTER,
+                            GUC_UNIT_KB, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable("fastpgcache.resp_default_user",
+                               "The role that AUTH with a password alone logs in as (empty: none).", nullptr,
+                               &guc::resp_default_user, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  }
+  DefineCustomIntVariable("fastpgcache.resp_idle_timeout",
+                          "Redis-protocol clients idle this long are disconnected (0: never).", nullptr,
+                          &guc::resp_idle_timeout_s, 0, 0, 86400 * 365, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                          nullptr);
+  DefineCustomIntVariable("fastpgcache.resp_command_timeout",
+                          "Most time one Redis-protocol command may take, lock waits included (0: none).", nullptr,
+                          &guc::resp_command_timeout_ms, 5000, 0, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                          nullptr, nullptr);
   DefineCustomIntVariable("fastpgcache.cleanup_interval", "Sleep between expiry worker cycles.", nullptr,
                           &guc::cleanup_interval_ms, 1000, 10, 86400000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
                           nullptr);

@@ -19,6 +19,20 @@ extern int cleanup_interval_ms;
 extern int cleanup_batch_size;
 extern int cleanup_max_time_ms;
 
+// The Redis-protocol front (POSTMASTER unless noted; defined only when
+// preloading, see resp_worker/).
+extern int resp_port;                 // 0: off
+extern char *resp_listen_addresses;   // comma-separated; "*" all
+extern char *resp_unix_socket;        // empty: none
+extern char *resp_database;           // empty: fastpgcache.database
+extern int resp_workers;
+extern int resp_max_clients;
+extern int resp_max_bulk_kb;          // the largest bulk string, in kB
+extern int resp_output_buffer_kb;     // per client; 0: unlimited
+extern char *resp_default_user;       // the role AUTH <password> logs in as; empty: none
+extern int resp_idle_timeout_s;       // SIGHUP; 0: never
+extern int resp_command_timeout_ms;   // SIGHUP; 0: none
+
 }  // namespace guc
 
 // Called from _PG_init: defines every setting and reserves the prefix.

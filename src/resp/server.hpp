@@ -172,6 +172,9 @@ class Server {
   /* The port listener i is bound to (useful with port 0). */
   int BoundPort(size_t i = 0) const noexcept;
 
+  /* Changes the idle timeout (a reloaded setting); 0: never. */
+  void SetIdleTimeout(int seconds) noexcept { config_.idle_timeout_s = seconds; }
+
   /* max_clients after the RLIMIT_NOFILE check. */
   size_t EffectiveMaxClients() const noexcept { return max_clients_; }
 

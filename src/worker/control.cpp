@@ -160,7 +160,7 @@ Datum StopWorker(FunctionCallInfo) {
 }
 
 void RegisterLauncher() {
-  if (!process_shared_preload_libraries_in_progress || !guc::worker_enabled) return;
+  if (!process_shared_preload_libraries_in_progress || (!guc::worker_enabled && guc::resp_port == 0)) return;
   BackgroundWorker worker;
   memset(&worker, 0, sizeof worker);
   // Connected to no database: it only reads pg_database (a shared catalog).

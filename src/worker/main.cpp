@@ -277,8 +277,75 @@ void fastpgcache_worker_main(Datum main_arg) {
   }
 }
 
-// The launcher's entry point: keeps one worker running in
-// fastpgcache.database. Connected to no database.
+// What the launcher keeps running: the expiry worker of
+// fastpgcache.database (if fastpgcache.worker_enabled), and the
+// Redis-protocol workers of fastpgcache.resp_database (if
+// fastpgcache.resp_port is set). Plain data.
+struct LaunchedChild {
+  const char *function;       // bgw_function_name
+  const char *type;           // bgw_type
+  const char *database;       // by name
+  char extra;                 // bgw_extra[0]
+  BackgroundWorkerHandle *handle;
+  TimestampTz next_start;
+  bool missing_logged;
+  bool slots_logged;
+};
+constexpr int kMaxChildren = 1 + 64;
+
+// Starts `child` if it is due and its database exists. PostgreSQL calls.
+void StartChild(LaunchedChild *child, TimestampTz now) {
+  if (child->handle != nullptr) {
+    pid_t pid;
+    if (GetBackgroundWorkerPid(child->handle, &pid) != BGWH_STOPPED) return;
+    pfree(child->handle);
+    child->handle = nullptr;
+    child->next_start = TimestampTzPlusMilliseconds(now, kRestartSeconds * 1000);
+  }
+  if (now < child->next_start) return;
+  child->next_start = TimestampTzPlusMilliseconds(now, kRestartSeconds * 1000);
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  Oid dboid = LookUpDatabase(child->database);
+  CommitTransactionCommand();
+  if (!OidIsValid(dboid)) {
+    if (!child->missing_logged)
+      ereport(WARNING, (errcode(ERRCODE_UNDEFINED_DATABASE),
+                        errmsg("fastpgcache launcher: database \"%s\" does not exist", child->database),
+                        errdetail("No %s runs until it does; the launcher checks again every %d s.", child->type,
+                                  kRestartSeconds),
+                        errhint("Create the database, or set fastpgcache.database (fastpgcache.resp_database) "
+                                "and restart the server.")));
+    child->missing_logged = true;
+    return;
+  }
+  if (child->missing_logged)
+    ereport(LOG, (errmsg("fastpgcache launcher: database \"%s\" exists now; starting the %s", child->database,
+                         child->type)));
+  child->missing_logged = false;
+  BackgroundWorker worker;
+  FillWorker(&worker, WorkerKind::kLaunched, dboid);
+  snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", child->function);
+  snprintf(worker.bgw_type, BGW_MAXLEN, "%s", child->type);
+  snprintf(worker.bgw_name, BGW_MAXLEN, "%s", child->type);
+  worker.bgw_extra[0] = child->extra;
+  worker.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it
+  worker.bgw_notify_pid = MyProcPid;            // wakes the launcher when it starts or stops
+  MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+  bool registered = RegisterDynamicBackgroundWorker(&worker, &child->handle);
+  MemoryContextSwitchTo(old);
+  if (!registered) {
+    child->handle = nullptr;
+    if (!child->slots_logged)
+      ereport(WARNING, (errmsg("fastpgcache launcher: no background worker slot is free for the %s", child->type),
+                        errhint("Raise max_worker_processes; the launcher tries again every %d s.", kRestartSeconds)));
+    child->slots_logged = true;
+  } else {
+    child->slots_logged = false;
+  }
+}
+
+// The launcher's entry point. Connected to no database.
 void fastpgcache_launcher_main(Datum) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGTERM, die);
@@ -286,66 +353,29 @@ void fastpgcache_launcher_main(Datum) {
   BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
   pgstat_report_appname(kLauncherType);
 
-  BackgroundWorkerHandle *handle = nullptr;  // the running worker, if any
-  TimestampTz next_start = 0;                // when to (re)start it
-  bool missing_logged = false;
-  bool slots_logged = false;
+  LaunchedChild children[kMaxChildren];
+  int nchildren = 0;
+  if (guc::worker_enabled)
+    children[nchildren++] = LaunchedChild{"fastpgcache_worker_main", kWorkerType, guc::database,
+                                          static_cast<char>(WorkerKind::kLaunched), nullptr, 0, false, false};
+  if (guc::resp_port > 0) {
+    const char *db = guc::resp_database != nullptr && guc::resp_database[0] != '\0' ? guc::resp_database
+                                                                                   : guc::database;
+    for (int i = 0; i < guc::resp_workers && nchildren < kMaxChildren; i++)
+      children[nchildren++] = LaunchedChild{"fastpgcache_resp_main", "fastpgcache resp", db,
+                                            static_cast<char>(i == 0 ? 1 : 0), nullptr, 0, false, false};
+  }
   for (;;) {
     CHECK_FOR_INTERRUPTS();
     ReloadConfigIfAsked();
     TimestampTz now = GetCurrentTimestamp();
-    if (handle != nullptr) {
-      pid_t pid;
-      if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED) {
-        pfree(handle);
-        handle = nullptr;
-        next_start = TimestampTzPlusMilliseconds(now, kRestartSeconds * 1000);
-      }
-    }
-    if (handle == nullptr && now >= next_start) {
-      SetCurrentStatementStartTimestamp();
-      StartTransactionCommand();
-      Oid dboid = LookUpDatabase(guc::database);
-      CommitTransactionCommand();
-      next_start = TimestampTzPlusMilliseconds(now, kRestartSeconds * 1000);
-      if (!OidIsValid(dboid)) {
-        if (!missing_logged)
-          ereport(WARNING,
-                  (errcode(ERRCODE_UNDEFINED_DATABASE),
-                   errmsg("fastpgcache launcher: database \"%s\" does not exist", guc::database),
-                   errdetail("No expiry worker runs until it does; the launcher checks again every %d s.",
-                             kRestartSeconds),
-                   errhint("Create the database, or set fastpgcache.database and restart the server.")));
-        missing_logged = true;
-      } else {
-        if (missing_logged)
-          ereport(LOG, (errmsg("fastpgcache launcher: database \"%s\" exists now; starting its worker",
-                               guc::database)));
-        missing_logged = false;
-        BackgroundWorker worker;
-        FillWorker(&worker, WorkerKind::kLaunched, dboid);
-        worker.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it
-        worker.bgw_notify_pid = MyProcPid;            // wakes the launcher when it starts or stops
-        snprintf(worker.bgw_name, BGW_MAXLEN, "%s", kWorkerType);
-        MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-        bool registered = RegisterDynamicBackgroundWorker(&worker, &handle);
-        MemoryContextSwitchTo(old);
-        if (!registered) {
-          handle = nullptr;
-          if (!slots_logged)
-            ereport(WARNING, (errmsg("fastpgcache launcher: no background worker slot is free for the expiry worker"),
-                              errhint("Raise max_worker_processes; the launcher tries again every %d s.",
-                                      kRestartSeconds)));
-          slots_logged = true;
-        } else {
-          slots_logged = false;
-        }
-      }
-    }
     long wait_ms = kMaxNapMs;
-    if (handle == nullptr) {
-      long until_start = static_cast<long>((next_start - GetCurrentTimestamp()) / 1000);
-      if (until_start < wait_ms) wait_ms = until_start < 1 ? 1 : until_start;
+    for (int i = 0; i < nchildren; i++) {
+      StartChild(&children[i], now);
+      if (children[i].handle == nullptr) {
+        long until = static_cast<long>((children[i].next_start - GetCurrentTimestamp()) / 1000);
+        if (until < wait_ms) wait_ms = until < 1 ? 1 : until;
+      }
     }
     Nap(wait_ms);
   }

@@ -91,8 +91,9 @@ void ReloadConfigIfAsked();
 // Fills the fields every fastpgcache worker shares.
 void FillWorker(BackgroundWorker *worker, WorkerKind kind, Oid database);
 
-// Called from _PG_init while preloading: registers the launcher unless
-// fastpgcache.worker_enabled is off.
+// Called from _PG_init while preloading: registers the launcher when it has
+// something to run (the expiry worker, fastpgcache.worker_enabled; the
+// Redis-protocol workers, fastpgcache.resp_port).
 void RegisterLauncher();
 
 // Bodies of cache_start_worker() and cache_stop_worker() (sql_api.cpp):
