@@ -2,7 +2,7 @@
 
 EXTENSION = fastpgcache
 MODULE_big = fastpgcache
-OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/stats.o \
+OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/shmem.o src/stats.o \
        src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/mutate.o src/keyspace.o src/string_ops.o \
        src/redis_values.o src/resp/glob.o src/sql_api.o \
        src/worker/main.o src/worker/sweep.o src/worker/control.o \

@@ -3,7 +3,7 @@
 #include "pg_bridge.hpp"
 
 #include "guc.hpp"
-#include "stats.hpp"
+#include "shmem.hpp"
 #include "worker/worker.hpp"
 
 extern "C" {
@@ -13,9 +13,9 @@ PGDLLEXPORT void _PG_init(void);
 }
 
 // Defines the settings; when preloaded, also reserves the shared-memory
-// counters and registers the launcher of the expiry worker.
+// memory and registers the launcher of the expiry worker.
 void _PG_init(void) {
   fastpgcache::DefineSettings();
   fastpgcache::worker::RegisterLauncher();
-  fastpgcache::StatsInit();
+  fastpgcache::InstallShmemHooks();
 }

@@ -2,10 +2,9 @@
 // cache_stats_reset() SQL functions (their shims are in sql_api.cpp).
 //
 // The counters are pg_atomic_uint64 in a small struct allocated in the main
-// shared memory segment: shmem_request_hook (PostgreSQL 15) reserves it and
-// shmem_startup_hook creates or attaches it. Both hooks exist only when the
-// library is loaded by shared_preload_libraries; otherwise g_shared stays
-// NULL, the counters are not kept, and cache_stats() says so.
+// shared memory segment (shmem.cpp reserves and creates it). That happens
+// only when the library is loaded by shared_preload_libraries; otherwise
+// g_shared stays NULL, the counters are not kept, and cache_stats() says so.
 //
 // Counters are not transactional: a cache_set() counts when it runs, even if
 // its transaction later rolls back. After a crash-restart (or a server
@@ -19,8 +18,6 @@ extern "C" {
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -38,30 +35,22 @@ struct SharedStats {
   pg_atomic_uint64 reset_at;  // TimestampTz of the last reset (or start)
 };
 
-// Plain pointers: constant-initialised, no constructor runs at load time.
+// A plain pointer: constant-initialised, no constructor runs at load time.
 SharedStats *g_shared = nullptr;
-shmem_request_hook_type g_prev_shmem_request = nullptr;
-shmem_startup_hook_type g_prev_shmem_startup = nullptr;
 
-void ShmemRequest() {
-  if (g_prev_shmem_request != nullptr) g_prev_shmem_request();
-  RequestAddinShmemSpace(MAXALIGN(sizeof(SharedStats)));
-}
+}  // namespace
 
-void ShmemStartup() {
-  if (g_prev_shmem_startup != nullptr) g_prev_shmem_startup();
-  LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+std::size_t StatsShmemSize() { return MAXALIGN(sizeof(SharedStats)); }
+
+void StatsShmemInit() {
   bool found = false;
   auto *shared = static_cast<SharedStats *>(ShmemInitStruct("fastpgcache stats", sizeof(SharedStats), &found));
   if (!found) {
     for (auto &counter : shared->counters) pg_atomic_init_u64(&counter, 0);
     pg_atomic_init_u64(&shared->reset_at, static_cast<uint64>(GetCurrentTimestamp()));
   }
-  LWLockRelease(AddinShmemInitLock);
   g_shared = shared;
 }
-
-}  // namespace
 
 void StatsAdd(StatCounter counter, uint64_t n) noexcept {
   if (g_shared != nullptr) pg_atomic_fetch_add_u64(&g_shared->counters[counter], n);
@@ -72,14 +61,6 @@ void StatsSet(StatCounter counter, uint64_t value) noexcept {
 }
 
 bool StatsAvailable() noexcept { return g_shared != nullptr; }
-
-void StatsInit() {
-  if (!process_shared_preload_libraries_in_progress) return;
-  g_prev_shmem_request = shmem_request_hook;
-  shmem_request_hook = ShmemRequest;
-  g_prev_shmem_startup = shmem_startup_hook;
-  shmem_startup_hook = ShmemStartup;
-}
 
 namespace {
 

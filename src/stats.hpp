@@ -7,6 +7,7 @@
 // unavailable (shared_memory = false, counters NULL).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 struct FunctionCallInfoBaseData;
@@ -35,9 +36,10 @@ void StatsSet(StatCounter counter, uint64_t value) noexcept;
 // True when the counters live in shared memory (library preloaded).
 bool StatsAvailable() noexcept;
 
-// Called from _PG_init: installs the shared-memory hooks when the library is
-// being preloaded.
-void StatsInit();
+// Bytes of shared memory the counters need, and their creation (or
+// attachment) in shmem_startup_hook (shmem.cpp).
+std::size_t StatsShmemSize();
+void StatsShmemInit();
 
 // Bodies of cache_stats() and cache_stats_reset() (sql_api.cpp). The row is
 // built as one guarded step; the reset returns false, with a NOTICE, when
