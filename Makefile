@@ -5,7 +5,8 @@ MODULE_big = fastpgcache
 OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/shmem.o src/stats.o \
        src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/mutate.o src/keyspace.o src/string_ops.o \
        src/redis_values.o src/resp/glob.o src/sql_api.o \
-       src/worker/main.o src/worker/sweep.o src/worker/control.o \
+       src/eviction/recency.o src/eviction/accounting.o src/eviction/evictor.o \
+       src/worker/main.o src/worker/sweep.o src/worker/size.o src/worker/control.o \
        src/resp/protocol.o src/resp/commands.o src/resp/server.o \
        src/resp_worker/main.o src/resp_worker/executor.o src/resp_worker/auth.o
 # The install script of the current version and the upgrade scripts are
@@ -46,8 +47,8 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # After PGXS, so that its "all" stays the default goal.
-fastpgcache--1.1.sql: extension/base.sql extension/commands-1.1.sql
-	{ printf -- '-- FastPgCache 1.1: a Redis-style key/value cache with TTL.\n-- Assembled from extension/base.sql and extension/commands-1.1.sql by the Makefile.\n\n\\echo Use "CREATE EXTENSION fastpgcache" to load this file. \\quit\n\n'; cat $^; } > $@
+fastpgcache--1.1.sql: extension/base.sql extension/stats.sql extension/commands-1.1.sql
+	{ printf -- '-- FastPgCache 1.1: a Redis-style key/value cache with TTL.\n-- Assembled from extension/base.sql, stats.sql and commands-1.1.sql by the Makefile.\n\n\\echo Use "CREATE EXTENSION fastpgcache" to load this file. \\quit\n\n'; cat $^; } > $@
 
-fastpgcache--1.0--1.1.sql: extension/upgrade-1.0-1.1.sql extension/commands-1.1.sql
-	{ printf -- '-- FastPgCache 1.0 -> 1.1: the Redis command set.\n-- Assembled from extension/upgrade-1.0-1.1.sql and extension/commands-1.1.sql by the Makefile.\n\n\\echo Use "ALTER EXTENSION fastpgcache UPDATE TO '"'"'1.1'"'"'" to load this file. \\quit\n\n'; cat $^; } > $@
+fastpgcache--1.0--1.1.sql: extension/upgrade-1.0-1.1.sql extension/stats.sql extension/commands-1.1.sql
+	{ printf -- '-- FastPgCache 1.0 -> 1.1: the Redis command set.\n-- Assembled from extension/upgrade-1.0-1.1.sql, stats.sql and commands-1.1.sql by the Makefile.\n\n\\echo Use "ALTER EXTENSION fastpgcache UPDATE TO '"'"'1.1'"'"'" to load this file. \\quit\n\n'; cat $^; } > $@

@@ -90,34 +90,6 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- Background expiry worker and statistics (src/worker.cpp, src/stats.cpp).
 
--- Counters since server start or cache_stats_reset(). The counters need
--- shared_preload_libraries = 'fastpgcache': without it shared_memory is false
--- and every counter is NULL. hits/misses count cache_get, cache_get_json and
--- cache_get_bytes (not cache_exists/cache_ttl); deletes counts cache_delete
--- calls that removed a live entry. entries_estimate is n_live_tup from the
--- cumulative statistics: an estimate that includes expired rows not yet
--- removed. table_bytes is pg_table_size, index_bytes pg_indexes_size.
-CREATE FUNCTION @extschema@.cache_stats(
-    OUT shared_memory boolean,
-    OUT hits bigint,
-    OUT misses bigint,
-    OUT sets bigint,
-    OUT deletes bigint,
-    OUT expired_by_worker bigint,
-    OUT removed_by_cleanup bigint,
-    OUT worker_cycles bigint,
-    OUT worker_passes bigint,
-    OUT last_cycle_ms double precision,
-    OUT last_cycle_rows bigint,
-    OUT last_pass_ms double precision,
-    OUT entries_estimate bigint,
-    OUT table_bytes bigint,
-    OUT index_bytes bigint,
-    OUT stats_reset timestamptz)
-RETURNS record
-AS 'MODULE_PATHNAME', 'cache_stats'
-LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-
 -- Zeroes the counters (false, with a NOTICE, when there are none).
 CREATE FUNCTION @extschema@.cache_stats_reset()
 RETURNS boolean

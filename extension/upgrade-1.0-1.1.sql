@@ -4,5 +4,7 @@
 DROP FUNCTION @extschema@.cache_set(text, text, integer);
 DROP FUNCTION @extschema@.cache_set(text, jsonb, integer);
 DROP FUNCTION @extschema@.cache_set(text, bytea, integer);
+-- cache_stats() gains the eviction columns (extension/stats.sql).
+DROP FUNCTION @extschema@.cache_stats();
 -- A test-only function that early 1.0 installs carried.
 DROP FUNCTION IF EXISTS @extschema@.fastpgcache_selftest(text);

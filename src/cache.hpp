@@ -67,6 +67,9 @@ enum PlanId {
   kAllKeys,         // every row's key and expiry (a cursor)
   kFlush,           // delete every row; count the live ones
   kDbSize,          // count the live rows
+  kEvictScan,       // the rows of a range of the heap (eviction/)
+  kEvictDelete,     // delete the victims nobody holds (eviction/)
+  kRecount,         // count every row and its bytes (eviction/)
   kPlanCount
 };
 

@@ -37,6 +37,7 @@ inline constexpr const char *kArraySubscriptError = "2202E";
 inline constexpr const char *kUndefinedObject = "42704";
 inline constexpr const char *kDatatypeMismatch = "42804";
 inline constexpr const char *kOutOfMemory = "53200";
+inline constexpr const char *kConfigurationLimitExceeded = "53400";
 inline constexpr const char *kSerializationFailure = "40001";
 inline constexpr const char *kLockNotAvailable = "55P03";
 inline constexpr const char *kInvalidTextRepresentation = "22P02";

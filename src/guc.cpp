@@ -7,6 +7,8 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include <climits>
+
 #include "guc.hpp"
 
 namespace fastpgcache {
@@ -30,7 +32,19 @@ int resp_output_buffer_kb = 256 * 1024;
 char *resp_default_user = nullptr;
 int resp_idle_timeout_s = 0;
 int resp_command_timeout_ms = 5000;
+int max_entries = 0;
+int max_size_kb = 0;
+int eviction_policy = 0;
+int eviction_memory_kb = 8 * 1024;
 
+namespace {
+
+// fastpgcache.eviction_policy: Redis's names (eviction::Policy's order).
+const struct config_enum_entry kPolicies[] = {
+    {"allkeys-lru", 0, false},   {"volatile-lru", 1, false}, {"allkeys-random", 2, false},
+    {"volatile-ttl", 3, false},  {"noeviction", 4, false},   {nullptr, 0, false}};
+
+}  // namespace
 }  // namespace guc
 
 void DefineSettings() {
@@ -102,6 +116,24 @@ void DefineSettings() {
   DefineCustomIntVariable("fastpgcache.cleanup_max_time", "Most time one expiry worker cycle may take.", nullptr,
                           &guc::cleanup_max_time_ms, 100, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
                           nullptr);
+  DefineCustomIntVariable("fastpgcache.max_entries",
+                          "Most entries the cache keeps (0: no limit); beyond it, entries are evicted.",
+                          "Expired entries count until they are removed. Per database: ALTER DATABASE ... SET.",
+                          &guc::max_entries, 0, 0, INT_MAX, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("fastpgcache.max_size",
+                          "Most bytes of data the cache keeps (0: no limit); beyond it, entries are evicted.",
+                          "What counts: for each entry, its key and value in bytes plus 80 (see README.md).",
+                          &guc::max_size_kb, 0, 0, INT_MAX, PGC_SUSET, GUC_UNIT_KB, nullptr, nullptr, nullptr);
+  DefineCustomEnumVariable("fastpgcache.eviction_policy", "Which entries go when the cache is over its limit.",
+                           "Redis's policies: allkeys-lru, volatile-lru, allkeys-random, volatile-ttl, noeviction.",
+                           &guc::eviction_policy, 0, guc::kPolicies, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  if (process_shared_preload_libraries_in_progress) {
+    DefineCustomIntVariable("fastpgcache.eviction_memory",
+                            "Shared memory for the access counters of LRU eviction (0: none, evict in FIFO order).",
+                            "One byte per counter; eight counters per entry of the limit keep LRU near exact.",
+                            &guc::eviction_memory_kb, 8 * 1024, 0, 1024 * 1024, PGC_POSTMASTER, GUC_UNIT_KB,
+                            nullptr, nullptr, nullptr);
+  }
   MarkGUCPrefixReserved("fastpgcache");
 }
 

@@ -33,6 +33,14 @@ extern char *resp_default_user;       // the role AUTH <password> logs in as; em
 extern int resp_idle_timeout_s;       // SIGHUP; 0: never
 extern int resp_command_timeout_ms;   // SIGHUP; 0: none
 
+// Bounded size (eviction/): limits and policy (SUSET: postgresql.conf,
+// ALTER DATABASE/ROLE ... SET, or a superuser's SET), and the shared memory
+// of the access counters (POSTMASTER; defined only when preloading).
+extern int max_entries;         // 0: no limit
+extern int max_size_kb;         // 0: no limit
+extern int eviction_policy;     // eviction::Policy
+extern int eviction_memory_kb;  // 0: no access counters (FIFO)
+
 }  // namespace guc
 
 // Called from _PG_init: defines every setting and reserves the prefix.

@@ -24,6 +24,7 @@ extern "C" {
 #include <string_view>
 #include <unordered_set>
 
+#include "eviction/eviction.hpp"
 #include "resp/glob.hpp"
 #include "stats.hpp"
 
@@ -77,7 +78,7 @@ int64 DeleteMany(Oid schema, const std::vector<text *> &keys) {
   }
   std::sort(items.begin(), items.end(),
             [](const Item &a, const Item &b) { return std::memcmp(a.hash.data, b.hash.data, UUID_LEN) < 0; });
-  int64 live = 0;
+  int64 live = 0, deleted = 0, bytes = 0;
   SpiCall spi;
   for (Item &item : items) {
     Datum values[3] = {UUIDPGetDatum(&item.hash), PointerGetDatum(item.key),
@@ -85,9 +86,13 @@ int64 DeleteMany(Oid schema, const std::vector<text *> &keys) {
     if (spi.Execute(kDelete, values, nullptr, 0) > 0) {
       bool isnull;
       if (DatumGetBool(spi.Column(0, 1, &isnull))) live++;
+      Datum size = spi.Column(0, 2, &isnull);
+      deleted++;
+      bytes += eviction::EntrySize(0, isnull ? 0 : DatumGetInt64(size));
     }
   }
   spi.Finish();
+  eviction::AddPending(-deleted, -bytes);
   StatsAdd(kStatDeletes, static_cast<uint64>(live));
   return live;
 }
@@ -173,6 +178,9 @@ int64 Flush(Oid schema) {
   spi.Execute(kFlush, values, nullptr, 1);
   bool isnull;
   int64 live = DatumGetInt64(spi.Column(0, 1, &isnull));
+  int64 deleted = DatumGetInt64(spi.Column(0, 2, &isnull));
+  Datum bytes = spi.Column(0, 3, &isnull);
+  eviction::AddPending(-deleted, -(isnull ? 0 : DatumGetInt64(bytes)) - deleted * eviction::kEntryOverhead);
   spi.Finish();
   return live;
 }

@@ -43,6 +43,7 @@ extern "C" {
 #include <string>
 #include <unordered_map>
 
+#include "eviction/eviction.hpp"
 #include "guc.hpp"
 #include "stats.hpp"
 
@@ -98,6 +99,7 @@ struct DirectRow {
   Relation irel;
   Snapshot snapshot;
   TupleTableSlot *slot;  // the locked row
+  int64 old_bytes;       // its key and value, in bytes
 };
 
 void CloseDirect(DirectRow *d) {
@@ -176,6 +178,8 @@ Direct LockRowDirect(const pg_uuid_t &hash, const text *key, bool want_value, Di
     return Direct::kUseSql;  // the row is locked; SQL finds the slot's row again
   }
   // TupleShapeMatches: key, kind and value are NOT NULL, with these types.
+  d->old_bytes = eviction::DatumBytes(slot_getattr(d->slot, kAttKey, &isnull)) +
+                 eviction::DatumBytes(slot_getattr(d->slot, kAttValue, &isnull));
   text *row_key = DatumGetTextPP(slot_getattr(d->slot, kAttKey, &isnull));
   Size key_len = VARSIZE_ANY_EXHDR(key);
   if (VARSIZE_ANY_EXHDR(row_key) != key_len || std::memcmp(VARDATA_ANY(row_key), VARDATA_ANY(key), key_len) != 0)
@@ -196,6 +200,7 @@ Direct LockRowDirect(const pg_uuid_t &hash, const text *key, bool want_value, Di
 Direct ApplyDirect(DirectRow *d, const pg_uuid_t &hash, const text *key, const Change &change) {
   ItemPointerData tid = d->slot->tts_tid;
   Direct outcome = Direct::kDone;
+  int64 old_bytes = d->old_bytes;
   if (change.op == Change::Op::kWrite || change.op == Change::Op::kSetExpiry) {
     TupleTableSlot *new_slot = table_slot_create(d->rel, nullptr);
     ExecClearTuple(new_slot);
@@ -244,13 +249,17 @@ Direct ApplyDirect(DirectRow *d, const pg_uuid_t &hash, const text *key, const C
     }
   }
   CloseDirect(d);
+  if (outcome == Direct::kDone && change.op == Change::Op::kWrite)
+    eviction::AddPending(0, static_cast<int64>(VARSIZE_ANY_EXHDR(key)) + eviction::DatumBytes(change.value) - old_bytes);
+  else if (outcome == Direct::kDone && change.op == Change::Op::kDelete)
+    eviction::AddPending(-1, -eviction::EntrySize(0, old_bytes));
   if (outcome == Direct::kDone && change.op != Change::Op::kNothing) CommandCounterIncrement();
   return outcome;
 }
 
-// The direct path of Mutate(). True if the change was made.
+// The direct path of Mutate(). True if the change was made (`applied`).
 bool MutateDirect(Oid schema, const pg_uuid_t &hash, const text *key, bool want_value,
-                  FunctionRef<Change(const Current &)> decide) {
+                  FunctionRef<Change(const Current &)> decide, Change *applied) {
   for (int attempt = 0; guc::direct_writes && OidIsValid(g_table.index) && attempt < 2; attempt++) {
     DirectRow d{};
     Current cur;
@@ -266,10 +275,25 @@ bool MutateDirect(Oid schema, const pg_uuid_t &hash, const text *key, bool want_
     // an overwrite of the slot, as the SQL path's UPDATE is.
     Change change = decide(cur);
     if (change.op == Change::Op::kSetExpiry && !cur.live) change = Change();  // as the SQL path: nothing to change
-    auto applied = static_cast<Direct>(Guarded([&] { return static_cast<int>(ApplyDirect(&d, hash, key, change)); }));
-    return applied == Direct::kDone;
+    auto outcome = static_cast<Direct>(Guarded([&] { return static_cast<int>(ApplyDirect(&d, hash, key, change)); }));
+    *applied = change;
+    return outcome == Direct::kDone;
   }
   return false;
+}
+
+// After a read-modify-write: the access and the expiry for eviction, and,
+// for a write, the cache's limit (eviction::AfterWrite, which may evict or
+// refuse).
+void AfterMutate(Oid schema, const pg_uuid_t &hash, const Change &change, bool inserted) {
+  if (change.op == Change::Op::kDelete) return;
+  if ((change.op == Change::Op::kWrite || change.op == Change::Op::kSetExpiry) && change.expires)
+    eviction::NoteExpiry(change.expires_at);
+  if (inserted)
+    eviction::NoteInsert(hash.data);
+  else
+    eviction::Touch(hash.data);
+  if (change.op == Change::Op::kWrite) eviction::AfterWrite(schema, inserted ? 1 : 0);
 }
 
 }  // namespace
@@ -279,7 +303,11 @@ void Mutate(Oid schema, const char *function, const text *key, bool want_value,
   CheckWritable(function);
   EnsurePlans(schema);
   pg_uuid_t hash = KeyHash(key);
-  if (MutateDirect(schema, hash, key, want_value, decide)) return;
+  Change applied;
+  if (MutateDirect(schema, hash, key, want_value, decide, &applied)) {
+    AfterMutate(schema, hash, applied, false);
+    return;
+  }
   CheckSqlColumns(true);
   for (int attempt = 0;; attempt++) {
     SpiCall spi;
@@ -287,8 +315,15 @@ void Mutate(Oid schema, const char *function, const text *key, bool want_value,
     bool row = spi.Execute(want_value ? kLockRow : kLockRowMeta, slot, nullptr, 1) > 0;
     Current cur;
     cur.now = GetCurrentTimestamp();
-    if (row) ReadLockedRow(spi, key, want_value, &cur);
+    int64 old_bytes = 0;
+    if (row) {
+      ReadLockedRow(spi, key, want_value, &cur);
+      bool isnull;
+      Datum bytes = spi.Column(0, 5, &isnull);
+      old_bytes = isnull ? 0 : DatumGetInt64(bytes);
+    }
     Change change = decide(cur);
+    bool inserted = false;
     switch (change.op) {
       case Change::Op::kNothing:
         break;
@@ -296,14 +331,20 @@ void Mutate(Oid schema, const char *function, const text *key, bool want_value,
         Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), change.value, CharGetDatum(change.kind),
                            TimestampTzGetDatum(change.expires_at)};
         const char nulls[5] = {' ', ' ', ' ', ' ', change.expires ? ' ' : 'n'};
+        int64 new_bytes = static_cast<int64>(VARSIZE_ANY_EXHDR(key)) +
+                          Guarded([&] { return eviction::DatumBytes(change.value); });
         if (row) {
           spi.Execute(kUpdate, values, nulls, 0);  // the slot is ours (locked): takes it over if another key's
+          eviction::AddPending(0, new_bytes - old_bytes);
         } else if (spi.Execute(kInsertNew, values, nulls, 0) == 0) {
           // A concurrent session inserted the key (and committed) since the
           // look: look again, at its row.
           spi.Finish();
           if (attempt + 1 >= kMaxAttempts) ThrowRetriesExhausted();
           continue;
+        } else {
+          inserted = true;
+          eviction::AddPending(1, eviction::EntrySize(0, new_bytes));
         }
         break;
       }
@@ -315,10 +356,11 @@ void Mutate(Oid schema, const char *function, const text *key, bool want_value,
         break;
       }
       case Change::Op::kDelete:
-        if (row) spi.Execute(kDeleteSlot, slot, nullptr, 0);
+        if (row && spi.Execute(kDeleteSlot, slot, nullptr, 0) > 0) eviction::AddPending(-1, -eviction::EntrySize(0, old_bytes));
         break;
     }
     spi.Finish();
+    AfterMutate(schema, hash, change, inserted);
     return;
   }
 }
@@ -359,6 +401,10 @@ bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<t
   insert_args[3] = TimestampTzGetDatum(expires_at);
   insert_args[4] = CharGetDatum(kind);
   const char insert_nulls[5] = {' ', ' ', ' ', expires ? ' ' : 'n', ' '};
+  int64 insert_bytes = 0;
+  for (std::size_t i : pairs)
+    insert_bytes += eviction::EntrySize(static_cast<int64>(VARSIZE_ANY_EXHDR(keys[i])),
+                                        static_cast<int64>(VARSIZE_ANY_EXHDR(values[i])));
   for (int attempt = 0;; attempt++) {
     SpiCall spi;
     // Lock every existing slot of the batch; any live key means no.
@@ -387,6 +433,7 @@ bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<t
     // in a subtransaction; if a concurrent session inserted one of the keys
     // meanwhile, the subtransaction is rolled back and the batch looks again.
     bool inserted_all = false;
+    int64 deleted = 0, deleted_bytes = 0;
     MemoryContext cxt = CurrentMemoryContext;
     ResourceOwner owner = CurrentResourceOwner;
     Guarded([&] {
@@ -396,7 +443,12 @@ bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<t
     try {
       for (pg_uuid_t &slot : occupied) {
         Datum args[1] = {UUIDPGetDatum(&slot)};
-        spi.Execute(kDeleteSlot, args, nullptr, 0);
+        if (spi.Execute(kDeleteSlot, args, nullptr, 0) > 0) {
+          bool isnull;
+          Datum bytes = spi.Column(0, 1, &isnull);
+          deleted++;
+          deleted_bytes += eviction::EntrySize(0, isnull ? 0 : DatumGetInt64(bytes));
+        }
       }
       inserted_all = spi.Execute(kMultiInsertNew, insert_args, insert_nulls, 0) == static_cast<uint64>(n);
     } catch (...) {
@@ -417,7 +469,11 @@ bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<t
     });
     spi.Finish();
     if (inserted_all) {
+      eviction::AddPending(n - deleted, insert_bytes - deleted_bytes);
       StatsAdd(kStatSets, keys.size());
+      if (expires) eviction::NoteExpiry(expires_at);
+      for (std::size_t i : pairs) eviction::NoteInsert(hashes[i].data);
+      eviction::AfterWrite(schema, n - deleted);
       return true;
     }
     if (attempt + 1 >= kMaxAttempts) ThrowRetriesExhausted();

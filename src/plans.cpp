@@ -44,10 +44,19 @@ bool g_callbacks_registered = false;
 
 struct PlanSpec {
   PlanId id;        // checked against the position at start-up of a call
-  const char *sql;  // %s (once) is replaced by the quoted schema name
+  const char *sql;  // %s (at most twice) is replaced by the quoted schema name
   int nargs;
   Oid argtypes[5];
 };
+
+// What max_size counts of a row, less the fixed overhead per entry
+// (eviction.hpp): its key and value in bytes. Of the table's row, of the
+// row "o" a subquery reads, of the row "e" an upsert wrote.
+#define ROW_SIZE "pg_catalog.octet_length(key)::pg_catalog.int8 OPERATOR(pg_catalog.+) pg_catalog.octet_length(value)"
+#define OLD_SIZE \
+  "pg_catalog.octet_length(o.key)::pg_catalog.int8 OPERATOR(pg_catalog.+) pg_catalog.octet_length(o.value)"
+#define NEW_SIZE \
+  "pg_catalog.octet_length(e.key)::pg_catalog.int8 OPERATOR(pg_catalog.+) pg_catalog.octet_length(e.value)"
 
 // The table, every operator, function and type are qualified, so that no
 // search_path can redirect them. ORDER BY names its operator too.
@@ -66,9 +75,12 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
     // A set first tries to overwrite: the common case of a cache, a HOT update.
+    // Returns the size of the row it replaced, as this statement's snapshot
+    // sees it (NULL if it sees none): for the size accounting (eviction/).
     {kUpdate,
      "UPDATE %s.cache_entries SET key = $2, value = $3, kind = $4, expires_at = $5"
-     " WHERE key_hash OPERATOR(pg_catalog.=) $1",
+     " WHERE key_hash OPERATOR(pg_catalog.=) $1"
+     " RETURNING (SELECT " OLD_SIZE " FROM %s.cache_entries o WHERE o.key_hash OPERATOR(pg_catalog.=) $1)",
      5,
      {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
     // No row: insert, or update the row that a concurrent set inserted.
@@ -76,7 +88,9 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      "INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
      " VALUES ($1, $2, $3, $4, $5)"
      " ON CONFLICT (key_hash) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value,"
-     " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at",
+     " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at"
+     " RETURNING e.xmax OPERATOR(pg_catalog.=) 0,"
+     " (SELECT " OLD_SIZE " FROM %s.cache_entries o WHERE o.key_hash OPERATOR(pg_catalog.=) $1)",
      5,
      {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
     // cache_mset: many entries in one statement (distinct key hashes).
@@ -85,23 +99,30 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      " SELECT h, k, v, $5, $4"
      " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(h, k, v)"
      " ON CONFLICT (key_hash) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value,"
-     " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at",
+     " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at"
+     " RETURNING e.xmax OPERATOR(pg_catalog.=) 0, " NEW_SIZE ","
+     " (SELECT " OLD_SIZE " FROM %s.cache_entries o WHERE o.key_hash OPERATOR(pg_catalog.=) e.key_hash)",
      5,
      {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID, CHAROID}},
     {kDelete,
      "DELETE FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-     " RETURNING expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3",
+     " RETURNING expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3, " ROW_SIZE,
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
-    {kCleanup, "DELETE FROM %s.cache_entries WHERE expires_at OPERATOR(pg_catalog.<=) $1", 1, {TIMESTAMPTZOID}},
+    {kCleanup,
+     "WITH d AS (DELETE FROM %s.cache_entries WHERE expires_at OPERATOR(pg_catalog.<=) $1 RETURNING " ROW_SIZE " AS s)"
+     " SELECT pg_catalog.count(*), pg_catalog.sum(d.s)::pg_catalog.int8 FROM d",
+     1,
+     {TIMESTAMPTZOID}},
     // Read-modify-write (mutate.cpp): lock the slot, then change it.
     {kLockRow,
-     "SELECT key, value, kind, expires_at FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+     "SELECT key, value, kind, expires_at, " ROW_SIZE " FROM %s.cache_entries"
+     " WHERE key_hash OPERATOR(pg_catalog.=) $1 FOR UPDATE",
      1,
      {UUIDOID}},
     {kLockRowMeta,
-     "SELECT key, NULL::pg_catalog.bytea, kind, expires_at FROM %s.cache_entries"
+     "SELECT key, NULL::pg_catalog.bytea, kind, expires_at, " ROW_SIZE " FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 FOR UPDATE",
      1,
      {UUIDOID}},
@@ -114,7 +135,10 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      " ON CONFLICT (key_hash) DO NOTHING",
      5,
      {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
-    {kDeleteSlot, "DELETE FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.=) $1", 1, {UUIDOID}},
+    {kDeleteSlot,
+     "DELETE FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.=) $1 RETURNING " ROW_SIZE,
+     1,
+     {UUIDOID}},
     {kLockRows,
      "SELECT key_hash, key, expires_at FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.=) ANY ($1)"
      " ORDER BY key_hash USING OPERATOR(pg_catalog.<) FOR UPDATE",
@@ -135,9 +159,9 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      {UUIDOID, INT8OID}},
     {kAllKeys, "SELECT key, expires_at FROM %s.cache_entries", 0, {}},
     {kFlush,
-     "WITH d AS (DELETE FROM %s.cache_entries RETURNING expires_at)"
-     " SELECT pg_catalog.count(*) FILTER (WHERE d.expires_at IS NULL OR d.expires_at OPERATOR(pg_catalog.>) $1)"
-     " FROM d",
+     "WITH d AS (DELETE FROM %s.cache_entries RETURNING expires_at, " ROW_SIZE " AS s)"
+     " SELECT pg_catalog.count(*) FILTER (WHERE d.expires_at IS NULL OR d.expires_at OPERATOR(pg_catalog.>) $1),"
+     " pg_catalog.count(*), pg_catalog.sum(d.s)::pg_catalog.int8 FROM d",
      1,
      {TIMESTAMPTZOID}},
     {kDbSize,
@@ -145,7 +169,30 @@ const PlanSpec kPlanSpecs[kPlanCount] = {
      " WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $1",
      1,
      {TIMESTAMPTZOID}},
+    // Eviction (eviction/evictor.cpp): the rows of a range of the heap, and
+    // the delete of the victims that nobody holds. $1/$2 tid range; $1 tid[],
+    // $2 now.
+    {kEvictScan,
+     "SELECT ctid, key_hash, expires_at, " ROW_SIZE " FROM %s.cache_entries"
+     " WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2",
+     2,
+     {TIDOID, TIDOID}},
+    {kEvictDelete,
+     "DELETE FROM %s.cache_entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+     "SELECT ctid FROM %s.cache_entries WHERE ctid OPERATOR(pg_catalog.=) ANY ($1) FOR UPDATE SKIP LOCKED))"
+     " RETURNING expires_at OPERATOR(pg_catalog.<=) $2, " ROW_SIZE,
+     2,
+     {TIDARRAYOID, TIMESTAMPTZOID}},
+    // The worker's recount of entries and bytes.
+    {kRecount,
+     "SELECT pg_catalog.count(*), pg_catalog.sum(" ROW_SIZE ")::pg_catalog.int8 FROM %s.cache_entries",
+     0,
+     {}},
 };
+
+#undef ROW_SIZE
+#undef OLD_SIZE
+#undef NEW_SIZE
 
 // Plans replaced while some plan was executing, freed when none is.
 constexpr int kMaxRetired = 4 * kPlanCount;
@@ -210,7 +257,7 @@ SPIPlanPtr PlanFor(PlanId id) {
   const PlanSpec &spec = kPlanSpecs[id];
   if (spec.id != id) elog(ERROR, "fastpgcache: plan table out of order at %d", static_cast<int>(id));
   const char *schema = g_plans.quoted_schema;
-  char *sql = psprintf(spec.sql, schema);  // each statement names the table once
+  char *sql = psprintf(spec.sql, schema, schema);  // a statement names the table once or twice
   plan = SPI_prepare_cursor(sql, spec.nargs, const_cast<Oid *>(spec.argtypes), CURSOR_OPT_GENERIC_PLAN);
   if (plan == nullptr) elog(ERROR, "fastpgcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
   if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache: SPI_keepplan failed");

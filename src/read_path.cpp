@@ -31,6 +31,7 @@ extern "C" {
 
 #include <cstring>
 
+#include "eviction/eviction.hpp"
 #include "guc.hpp"
 #include "key_hash.hpp"
 #include "stats.hpp"
@@ -128,8 +129,10 @@ Entry Find(Oid schema, const text *key, bool want_value, Snapshot snapshot) {
   Entry entry;
   EnsurePlans(schema);
   if (RunDirect(schema, guc::index_scan_reads,
-                [&] { return IndexScanFind(key, hash, now, want_value, snapshot, &entry); }) == Direct::kDone)
+                [&] { return IndexScanFind(key, hash, now, want_value, snapshot, &entry); }) == Direct::kDone) {
+    if (entry.found) eviction::Touch(hash.data);  // recency for eviction: shared memory, no table write
     return entry;
+  }
   CheckSqlColumns(false);
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
   SpiCall spi;
@@ -153,6 +156,7 @@ Entry Find(Oid schema, const text *key, bool want_value, Snapshot snapshot) {
     }
   }
   spi.Finish();
+  if (entry.found) eviction::Touch(hash.data);
   return entry;
 }
 

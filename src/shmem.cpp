@@ -13,6 +13,7 @@ extern "C" {
 #include "storage/shmem.h"
 }
 
+#include "eviction/eviction.hpp"
 #include "shmem.hpp"
 #include "stats.hpp"
 
@@ -25,12 +26,14 @@ shmem_startup_hook_type g_prev_shmem_startup = nullptr;
 void ShmemRequest() {
   if (g_prev_shmem_request != nullptr) g_prev_shmem_request();
   RequestAddinShmemSpace(StatsShmemSize());
+  RequestAddinShmemSpace(eviction::ShmemSize());
 }
 
 void ShmemStartup() {
   if (g_prev_shmem_startup != nullptr) g_prev_shmem_startup();
   LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
   StatsShmemInit();
+  eviction::ShmemInit();
   LWLockRelease(AddinShmemInitLock);
 }
 

@@ -25,6 +25,7 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "eviction/eviction.hpp"
 #include "stats.hpp"
 
 namespace fastpgcache {
@@ -82,6 +83,11 @@ enum StatsColumn {
   kColTableBytes,
   kColIndexBytes,
   kColStatsReset,
+  kColCount10,  // 1.0 ends here
+  kColEvicted = kColCount10,
+  kColExpiredByEviction,
+  kColEntries,
+  kColDataBytes,
   kColCount
 };
 
@@ -93,8 +99,9 @@ Datum BuildStatsRow(FunctionCallInfo fcinfo) {
   if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
     elog(ERROR, "fastpgcache: cache_stats() must return a composite type");
   tupdesc = BlessTupleDesc(tupdesc);
-  if (tupdesc->natts != kColCount) elog(ERROR, "fastpgcache: cache_stats() has %d columns, expected %d",
-                                        tupdesc->natts, static_cast<int>(kColCount));
+  // 1.0's function has the first columns only (the library serves both).
+  if (tupdesc->natts != kColCount && tupdesc->natts != kColCount10)
+    elog(ERROR, "fastpgcache: cache_stats() has %d columns, expected %d", tupdesc->natts, static_cast<int>(kColCount));
 
   Datum values[kColCount];
   bool nulls[kColCount];
@@ -116,7 +123,9 @@ Datum BuildStatsRow(FunctionCallInfo fcinfo) {
                                    {kColRemovedByCleanup, kStatRemovedByCleanup},
                                    {kColWorkerCycles, kStatWorkerCycles},
                                    {kColWorkerPasses, kStatWorkerPasses},
-                                   {kColLastCycleRows, kStatLastCycleRows}};
+                                   {kColLastCycleRows, kStatLastCycleRows},
+                                   {kColEvicted, kStatEvicted},
+                                   {kColExpiredByEviction, kStatExpiredByEviction}};
     for (const auto &pair : counter_cols) {
       values[pair[0]] = Int64GetDatum(static_cast<int64>(c[pair[1]]));
       nulls[pair[0]] = false;
@@ -142,6 +151,13 @@ Datum BuildStatsRow(FunctionCallInfo fcinfo) {
     nulls[kColTableBytes] = false;
     values[kColIndexBytes] = DirectFunctionCall1(pg_indexes_size, ObjectIdGetDatum(relid));
     nulls[kColIndexBytes] = false;
+  }
+  if (eviction::Counted()) {
+    eviction::Counts counts = eviction::Current();
+    values[kColEntries] = Int64GetDatum(counts.entries);
+    nulls[kColEntries] = false;
+    values[kColDataBytes] = Int64GetDatum(counts.bytes);
+    nulls[kColDataBytes] = false;
   }
   return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }

@@ -26,6 +26,8 @@ enum StatCounter {
   kStatLastCycleMicros,   // duration of the last cycle (set, not added)
   kStatLastCycleRows,     // rows deleted in the last cycle (set)
   kStatLastPassMicros,    // duration of the last full pass (set)
+  kStatEvicted,           // live entries deleted to keep the cache within its limit
+  kStatExpiredByEviction, // expired entries the evictor deleted (writers helping, the worker)
   kStatCount
 };
 

@@ -32,6 +32,7 @@ extern "C" {
 #include <string>
 #include <unordered_map>
 
+#include "eviction/eviction.hpp"
 #include "guc.hpp"
 #include "stats.hpp"
 
@@ -46,7 +47,7 @@ namespace {
 // serialization error). kNoRow: no row, the caller inserts. Plain PostgreSQL
 // calls only: one Guarded() step.
 Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char kind, bool expires,
-                    TimestampTz expires_at) {
+                    TimestampTz expires_at, int64 *old_bytes) {
   Relation rel = try_table_open(g_table.relid, RowExclusiveLock);
   if (rel == nullptr) return Direct::kPlansChanged;  // dropped since it was looked up
   if (!g_table.valid) {
@@ -74,6 +75,10 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
   Direct outcome = Direct::kNoRow;
   if (index_getnext_slot(scan, ForwardScanDirection, old_slot)) {
     ItemPointerData otid = old_slot->tts_tid;
+    // TupleShapeMatches: key and value are NOT NULL.
+    bool isnull;
+    *old_bytes = eviction::DatumBytes(slot_getattr(old_slot, kAttKey, &isnull)) +
+                 eviction::DatumBytes(slot_getattr(old_slot, kAttValue, &isnull));
     TupleTableSlot *new_slot = table_slot_create(rel, nullptr);
     ExecClearTuple(new_slot);
     new_slot->tts_values[kAttKeyHash - 1] = UUIDPGetDatum(&hash);
@@ -137,22 +142,47 @@ void Store(Oid schema, const text *key, Datum value, char kind, bool expires, Ti
   CheckWritable("cache_set()");
   EnsurePlans(schema);
   pg_uuid_t hash = KeyHash(key);
-  Direct outcome =
-      RunDirect(schema, guc::direct_writes, [&] { return DirectUpdate(hash, key, value, kind, expires, expires_at); });
-  if (outcome == Direct::kDone) {
-    StatsAdd(kStatSets);
-    return;
-  }
+  int64 new_bytes = static_cast<int64>(VARSIZE_ANY_EXHDR(key)) + Guarded([&] { return eviction::DatumBytes(value); });
+  int64 old_bytes = 0;
+  Direct outcome = RunDirect(schema, guc::direct_writes, [&] {
+    return DirectUpdate(hash, key, value, kind, expires, expires_at, &old_bytes);
+  });
+  int64 added = 0;
   if (outcome == Direct::kWouldBlock) ThrowWouldBlock();
-  CheckSqlColumns(true);
-  bool try_update = outcome != Direct::kNoRow;  // no row: insert at once
-  Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
-                     TimestampTzGetDatum(expires_at)};
-  const char nulls[5] = {' ', ' ', ' ', ' ', expires ? ' ' : 'n'};
-  SpiCall spi;
-  if (!try_update || spi.Execute(kUpdate, values, nulls, 0) == 0) spi.Execute(kUpsert, values, nulls, 0);
-  spi.Finish();
+  if (outcome == Direct::kDone) {
+    eviction::AddPending(0, new_bytes - old_bytes);
+  } else {
+    CheckSqlColumns(true);
+    bool try_update = outcome != Direct::kNoRow;  // no row: insert at once
+    Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
+                       TimestampTzGetDatum(expires_at)};
+    const char nulls[5] = {' ', ' ', ' ', ' ', expires ? ' ' : 'n'};
+    SpiCall spi;
+    bool isnull;
+    if (try_update && spi.Execute(kUpdate, values, nulls, 0) > 0) {
+      // The replaced row's size as the statement saw it (none seen: a
+      // concurrent insert; counted as the same size until the recount).
+      Datum old = spi.Column(0, 1, &isnull);
+      eviction::AddPending(0, isnull ? 0 : new_bytes - DatumGetInt64(old));
+    } else if (spi.Execute(kUpsert, values, nulls, 0) > 0) {
+      bool inserted = DatumGetBool(spi.Column(0, 1, &isnull));
+      Datum old = spi.Column(0, 2, &isnull);
+      if (inserted) {
+        added = 1;
+        eviction::AddPending(1, eviction::EntrySize(0, new_bytes));
+      } else {
+        eviction::AddPending(0, isnull ? 0 : new_bytes - DatumGetInt64(old));
+      }
+    }
+    spi.Finish();
+  }
   StatsAdd(kStatSets);
+  if (expires) eviction::NoteExpiry(expires_at);
+  if (added > 0)
+    eviction::NoteInsert(hash.data);
+  else
+    eviction::Touch(hash.data);
+  eviction::AfterWrite(schema, added);
 }
 
 bool Delete(Oid schema, const text *key) {
@@ -165,6 +195,8 @@ bool Delete(Oid schema, const text *key) {
   if (spi.Execute(kDelete, values, nullptr, 0) > 0) {
     bool isnull;
     live = DatumGetBool(spi.Column(0, 1, &isnull));
+    Datum bytes = spi.Column(0, 2, &isnull);
+    eviction::AddPending(-1, -eviction::EntrySize(0, isnull ? 0 : DatumGetInt64(bytes)));
   }
   spi.Finish();
   if (live) StatsAdd(kStatDeletes);
@@ -176,7 +208,12 @@ uint64 Cleanup(Oid schema) {
   EnsurePlans(schema);
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
   SpiCall spi;
-  uint64 deleted = spi.Execute(kCleanup, values, nullptr, 0);
+  spi.Execute(kCleanup, values, nullptr, 1);
+  bool isnull;
+  auto deleted = static_cast<uint64>(DatumGetInt64(spi.Column(0, 1, &isnull)));
+  Datum bytes = spi.Column(0, 2, &isnull);
+  int64 n = static_cast<int64>(deleted);
+  eviction::AddPending(-n, -(isnull ? 0 : DatumGetInt64(bytes)) - n * eviction::kEntryOverhead);
   spi.Finish();
   StatsAdd(kStatRemovedByCleanup, deleted);
   return deleted;
@@ -220,9 +257,26 @@ void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<tex
   EnsurePlans(schema);
   CheckSqlColumns(true);
   SpiCall spi;
-  spi.Execute(kMultiUpsert, args, nulls, 0);
+  uint64 written = spi.Execute(kMultiUpsert, args, nulls, 0);
+  int64 added = 0, bytes = 0;
+  for (uint64 r = 0; r < written; r++) {
+    bool isnull;
+    bool inserted = DatumGetBool(spi.Column(r, 1, &isnull));
+    int64 new_bytes = DatumGetInt64(spi.Column(r, 2, &isnull));
+    Datum old = spi.Column(r, 3, &isnull);
+    if (inserted) {
+      added++;
+      bytes += eviction::EntrySize(0, new_bytes);
+    } else if (!isnull) {
+      bytes += new_bytes - DatumGetInt64(old);
+    }
+  }
   spi.Finish();
+  eviction::AddPending(added, bytes);
   StatsAdd(kStatSets, keys.size());
+  if (expires) eviction::NoteExpiry(expires_at);
+  for (std::size_t i : rows) eviction::Touch(hashes[i].data);
+  eviction::AfterWrite(schema, added);
 }
 
 }  // namespace fastpgcache

@@ -365,6 +365,9 @@ std::string ErrorLine(const char *sqlstate, std::string message, const resp::Req
   }
   if (std::strcmp(sqlstate, "57014") == 0) return "ERR command timed out (fastpgcache.resp_command_timeout)";
   if (std::strcmp(sqlstate, "55P03") == 0) return "ERR command timed out waiting for a lock";
+  // The cache is full under noeviction (or a volatile policy with nothing
+  // to evict): Redis's -OOM, which client libraries map to their own error.
+  if (std::strcmp(sqlstate, "53400") == 0) return "OOM command not allowed when used memory > 'maxmemory' (" + message + ")";
   return "ERR " + message;
 }
 

@@ -259,6 +259,14 @@ void fastpgcache_worker_main(Datum main_arg) {
     CycleResult cycle;
     RunCycle(&cycle);
     ExitIfStopRequested();
+    if (cycle.restart) {
+      // A session reads database-level settings when it starts: start again
+      // (the launcher, or the postmaster for a dynamic worker, does it).
+      ereport(LOG, (errmsg("fastpgcache worker: the eviction settings of database \"%s\" changed; restarting to "
+                           "apply them",
+                           g_state.dbname)));
+      proc_exit(1);
+    }
     if (!cycle.installed && !cycle.failed && g_state.kind == WorkerKind::kDynamic) {
       ereport(LOG, (errmsg("fastpgcache worker: extension \"fastpgcache\" is not installed in database \"%s\"; "
                            "exiting",

@@ -32,7 +32,10 @@ extern "C" {
 }
 
 #include <cstring>
+#include <string>
 
+#include "error.hpp"
+#include "eviction/eviction.hpp"
 #include "guc.hpp"
 #include "stats.hpp"
 
@@ -47,7 +50,29 @@ constexpr const char *kDeleteSql =
     "SELECT ctid FROM %s.cache_entries"
     " WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
     " AND expires_at OPERATOR(pg_catalog.<=) $3"
-    " LIMIT $4 FOR UPDATE SKIP LOCKED)) RETURNING ctid";
+    " LIMIT $4 FOR UPDATE SKIP LOCKED))"
+    " RETURNING ctid, pg_catalog.octet_length(key)::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+    " pg_catalog.octet_length(value)";
+
+// The same DELETE, while a limit is set: one more row (tid NULL) has the
+// earliest expiry of the range's rows that are not expired, and how many are
+// expired (all of them deleted, or the range may still hold some), as the
+// statement's snapshot saw the range (eviction/accounting.cpp, the floor).
+constexpr const char *kDeleteFloorSql =
+    "WITH d AS (DELETE FROM %s.cache_entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+    "SELECT ctid FROM %s.cache_entries"
+    " WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
+    " AND expires_at OPERATOR(pg_catalog.<=) $3"
+    " LIMIT $4 FOR UPDATE SKIP LOCKED))"
+    " RETURNING ctid, pg_catalog.octet_length(key)::pg_catalog.int8 OPERATOR(pg_catalog.+)"
+    " pg_catalog.octet_length(value) AS s)"
+    " SELECT d.ctid, d.s, NULL::pg_catalog.timestamptz, NULL::pg_catalog.int8 FROM d"
+    " UNION ALL"
+    " SELECT NULL, NULL, pg_catalog.min(expires_at) FILTER (WHERE expires_at OPERATOR(pg_catalog.>) $3),"
+    " pg_catalog.count(*) FILTER (WHERE expires_at OPERATOR(pg_catalog.<=) $3)"
+    " FROM %s.cache_entries WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2";
+
+}  // namespace
 
 // The schema of the installed extension, InvalidOid when not installed.
 // PostgreSQL 15 exports no get_extension_schema(): read pg_extension.
@@ -63,6 +88,8 @@ Oid ExtensionSchema() {
   table_close(rel, AccessShareLock);
   return nsp;
 }
+
+namespace {
 
 // Makes g_state.plan the DELETE plan for table relid in schema nsp, both
 // locked by the caller in every mode the plan uses. Raises errors.
@@ -86,33 +113,44 @@ void PreparePlan(Oid nsp, Oid relid) {
     return;
 
   bool moved = g_state.relid != relid || strcmp(g_state.nspname, nspname) != 0;
-  if (g_state.plan != nullptr) SPI_freeplan(g_state.plan);
-  g_state.plan = nullptr;
+  for (SPIPlanPtr *kept : {&g_state.plan, &g_state.floor_plan}) {
+    if (*kept != nullptr) SPI_freeplan(*kept);
+    *kept = nullptr;
+  }
   g_state.nspid = InvalidOid;
   g_state.nspname[0] = '\0';
   g_state.relid = InvalidOid;
 
   const char *schema = quote_identifier(nspname);
-  char *sql = psprintf(kDeleteSql, schema, schema);
-  Oid argtypes[4] = {TIDOID, TIDOID, TIMESTAMPTZOID, INT8OID};
-  SPIPlanPtr plan = SPI_prepare_cursor(sql, 4, argtypes, CURSOR_OPT_GENERIC_PLAN);
-  if (plan == nullptr) elog(ERROR, "fastpgcache worker: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-  // The text was parsed by name: make sure the name still meant relid.
-  bool right_table = true;
-  ListCell *lc;
-  foreach (lc, SPI_plan_get_plan_sources(plan)) {
-    CachedPlanSource *source = static_cast<CachedPlanSource *>(lfirst(lc));
-    ListCell *lr;
-    foreach (lr, source->relationOids) right_table = right_table && lfirst_oid(lr) == relid;
+  SPIPlanPtr plans[2] = {nullptr, nullptr};
+  const char *texts[2] = {kDeleteSql, kDeleteFloorSql};
+  for (int i = 0; i < 2; i++) {
+    char *sql = psprintf(texts[i], schema, schema, schema);
+    Oid argtypes[4] = {TIDOID, TIDOID, TIMESTAMPTZOID, INT8OID};
+    SPIPlanPtr plan = SPI_prepare_cursor(sql, 4, argtypes, CURSOR_OPT_GENERIC_PLAN);
+    if (plan == nullptr)
+      elog(ERROR, "fastpgcache worker: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    // The text was parsed by name: make sure the name still meant relid.
+    bool right_table = true;
+    ListCell *lc;
+    foreach (lc, SPI_plan_get_plan_sources(plan)) {
+      CachedPlanSource *source = static_cast<CachedPlanSource *>(lfirst(lc));
+      ListCell *lr;
+      foreach (lr, source->relationOids) right_table = right_table && lfirst_oid(lr) == relid;
+    }
+    if (!right_table) {
+      SPI_freeplan(plan);
+      if (plans[0] != nullptr) SPI_freeplan(plans[0]);
+      ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                      errmsg("fastpgcache worker: schema \"%s\" changed while the worker prepared its plan", nspname),
+                      errdetail("The worker tries again next cycle.")));
+    }
+    plans[i] = plan;
   }
-  if (!right_table) {
-    SPI_freeplan(plan);
-    ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                    errmsg("fastpgcache worker: schema \"%s\" changed while the worker prepared its plan", nspname),
-                    errdetail("The worker tries again next cycle.")));
-  }
-  if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache worker: SPI_keepplan failed");
-  g_state.plan = plan;
+  for (SPIPlanPtr plan : plans)
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache worker: SPI_keepplan failed");
+  g_state.plan = plans[0];
+  g_state.floor_plan = plans[1];
   g_state.nspid = nsp;
   strlcpy(g_state.nspname, nspname, NAMEDATALEN);
   g_state.relid = relid;
@@ -134,7 +172,10 @@ struct BatchResult {
   BlockNumber advanced; // blocks the sweep position moved forward
   bool wrapped;         // the sweep reached the end of the table
   bool refused;         // deleting would run untrusted code as a superuser: skipped
+  TimestampTz floor_min = DT_NOEND;  // the earliest expiry the range kept (floor passes)
 };
+
+}  // namespace
 
 // The first enabled, user-defined trigger of `rel` that the worker must not
 // run with superuser rights: one whose function is not owned by a superuser,
@@ -159,6 +200,8 @@ const char *UntrustedTrigger(Relation rel) {
   return nullptr;
 }
 
+namespace {
+
 // Runs the kept DELETE plan as `owner` (the table's owner) inside a
 // security-restricted operation with search_path = pg_catalog, pg_temp, as
 // autovacuum and REFRESH MATERIALIZED VIEW run table code: what the table
@@ -166,7 +209,7 @@ const char *UntrustedTrigger(Relation rel) {
 // worker's (the bootstrap superuser), and cannot change roles or leave
 // settings behind. An error aborts the transaction, which restores the user
 // and the settings.
-int ExecuteAsOwner(Oid owner, Datum *values) {
+int ExecuteAsOwner(SPIPlanPtr plan, Oid owner, Datum *values) {
   Oid saved_user;
   int saved_context;
   GetUserIdAndSecContext(&saved_user, &saved_context);
@@ -174,7 +217,7 @@ int ExecuteAsOwner(Oid owner, Datum *values) {
   int nest_level = NewGUCNestLevel();
   (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
                           0, false);
-  int rc = SPI_execute_plan(g_state.plan, values, nullptr, false, 0);
+  int rc = SPI_execute_plan(plan, values, nullptr, false, 0);
   AtEOXact_GUC(false, nest_level);
   SetUserIdAndSecContext(saved_user, saved_context);
   return rc;
@@ -195,11 +238,39 @@ void SweepRange(Oid nsp, Oid relid, Oid owner, BlockNumber nblocks, BatchResult 
   ItemPointerData from, to;
   ItemPointerSet(&from, start, 0);
   ItemPointerSet(&to, end, 0);
-  Datum values[4] = {PointerGetDatum(&from), PointerGetDatum(&to), TimestampTzGetDatum(GetCurrentTimestamp()),
+  TimestampTz now = GetCurrentTimestamp();
+  Datum values[4] = {PointerGetDatum(&from), PointerGetDatum(&to), TimestampTzGetDatum(now),
                      Int64GetDatum(guc::cleanup_batch_size)};
-  int rc = ExecuteAsOwner(owner, values);
-  if (rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "fastpgcache worker: DELETE failed: %s", SPI_result_code_string(rc));
-  out->deleted = SPI_processed;
+  bool floor = g_state.floor_pass;
+  int rc = ExecuteAsOwner(floor ? g_state.floor_plan : g_state.plan, owner, values);
+  if (rc != (floor ? SPI_OK_SELECT : SPI_OK_DELETE_RETURNING))
+    elog(ERROR, "fastpgcache worker: DELETE failed: %s", SPI_result_code_string(rc));
+  // The deleted rows (tid, size), and for the floor one more row: the
+  // range's earliest expiry kept and its count of expired rows.
+  uint64 deleted = 0;
+  int64 bytes = 0, expired_rows = 0;
+  TimestampTz range_min = DT_NOEND;
+  for (uint64 i = 0; i < SPI_processed; i++) {
+    bool isnull;
+    (void)SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+    if (isnull) {
+      Datum expired = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4, &isnull);
+      expired_rows = isnull ? 0 : DatumGetInt64(expired);
+      Datum kept_min = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull);
+      range_min = isnull ? DT_NOEND : DatumGetTimestampTz(kept_min);
+      continue;
+    }
+    deleted++;
+    Datum size = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+    bytes += eviction::EntrySize(0, isnull ? 0 : DatumGetInt64(size));
+  }
+  // Expired rows left behind (a full batch, or rows someone holds): the
+  // floor cannot be above now.
+  if (static_cast<uint64>(expired_rows) > deleted && range_min > now) range_min = now;
+  out->floor_min = range_min;
+  out->deleted = deleted;
+  // What the cache's size accounting loses when this transaction commits.
+  eviction::AddPending(-static_cast<int64>(deleted), -bytes);
   BlockNumber next = end;
   if (out->deleted >= static_cast<uint64>(guc::cleanup_batch_size)) {
     // A full batch: the range may hold more. Continue from the last block
@@ -207,7 +278,7 @@ void SweepRange(Oid nsp, Oid relid, Oid owner, BlockNumber nblocks, BatchResult 
     BlockNumber last = start;
     for (uint64 i = 0; i < SPI_processed; i++) {
       bool isnull;
-      Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+      Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);  // NULL: the floor row
       if (!isnull) {
         BlockNumber b = ItemPointerGetBlockNumber(reinterpret_cast<ItemPointer>(DatumGetPointer(d)));
         if (b > last) last = b;
@@ -305,8 +376,10 @@ void RunBatch(BatchResult *out) {
                            "waiting for CREATE EXTENSION",
                            g_state.dbname)));
     g_state.ext_state = -1;
-    if (g_state.plan != nullptr) SPI_freeplan(g_state.plan);
-    g_state.plan = nullptr;
+    for (SPIPlanPtr *kept : {&g_state.plan, &g_state.floor_plan}) {
+      if (*kept != nullptr) SPI_freeplan(*kept);
+      *kept = nullptr;
+    }
     g_state.nspid = InvalidOid;
     g_state.nspname[0] = '\0';
     g_state.relid = InvalidOid;
@@ -362,6 +435,14 @@ void RunCycle(CycleResult *out) {
   try {
     BlockNumber covered = 0;
     for (;;) {
+      // While a limit is set, each pass also keeps the expiry floor (size.cpp).
+      bool want_floor = eviction::Shared() && eviction::CurrentLimits().Any();
+      if (!want_floor) g_state.floor_pass = false;
+      if (g_state.pos == 0 && want_floor) {
+        BeginFloorPass();
+        g_state.floor_pass = true;
+        g_state.floor_min = DT_NOEND;
+      }
       BatchResult batch;
       Guarded([&] { RunBatch(&batch); });
       out->installed = batch.installed;
@@ -369,7 +450,12 @@ void RunCycle(CycleResult *out) {
       out->deleted += batch.deleted;
       StatsAdd(kStatExpiredByWorker, batch.deleted);
       covered += batch.advanced;
+      if (g_state.floor_pass && batch.floor_min < g_state.floor_min) g_state.floor_min = batch.floor_min;
       TimestampTz now = GetCurrentTimestamp();
+      if (batch.wrapped && g_state.floor_pass) {
+        EndFloorPass(g_state.floor_min);
+        g_state.floor_pass = false;
+      }
       if (batch.wrapped) {
         StatsAdd(kStatWorkerPasses, 1);
         StatsSet(kStatLastPassMicros, static_cast<uint64>(now - g_state.pass_started));
@@ -386,6 +472,9 @@ void RunCycle(CycleResult *out) {
         ReloadConfigIfAsked();
       });
     }
+    // Bounded size (size.cpp), once expired rows are gone as far as this
+    // cycle went.
+    if (out->installed) MaintainSize(out);
     g_state.last_error_key = 0;
   } catch (const PgError &e) {
     out->failed = true;
@@ -396,9 +485,28 @@ void RunCycle(CycleResult *out) {
       pgstat_report_activity(STATE_IDLE, nullptr);
       RESUME_INTERRUPTS();
     });
+  } catch (const std::exception &e) {
+    // The cache core's errors (CacheError: a table altered by hand, say)
+    // and std::bad_alloc, from the eviction steps.
+    out->failed = true;
+    std::string message = e.what();
+    const char *code = "XX000";
+    if (const auto *cache_error = dynamic_cast<const CacheError *>(&e)) code = cache_error->sqlstate();
+    int sqlerrcode = MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4]);
+    Guarded([&] {
+      HOLD_INTERRUPTS();
+      ErrorData edata = {};
+      edata.elevel = WARNING;
+      edata.sqlerrcode = sqlerrcode;
+      edata.message = pstrdup(message.c_str());
+      ReportCycleError(&edata);
+      AbortCurrentTransaction();
+      pgstat_report_activity(STATE_IDLE, nullptr);
+      RESUME_INTERRUPTS();
+    });
   }
-  // No other exception can come out of the loop: its PostgreSQL calls are
-  // Guarded() (noexcept inside) and the rest is plain arithmetic.
+  // Nothing else can come out of the loop: its PostgreSQL calls are
+  // Guarded() (noexcept inside) and the rest is plain C++.
   // From here on a cancel would end the worker: stop taking them, then drop
   // one that arrived after the last CHECK_FOR_INTERRUPTS() of the cycle.
   g_cancel_allowed = false;

@@ -4,6 +4,7 @@
 //                 of one database, their signals and main loops
 //   sweep.cpp     one cycle of a worker: batches of DELETEs over ranges of
 //                 the heap
+//   size.cpp      bounded size: recount, eviction, VACUUM (eviction/)
 //   control.cpp   registration of the launcher, cache_start_worker() and
 //                 cache_stop_worker()
 //
@@ -18,6 +19,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "postmaster/bgworker.h"
 #include "storage/block.h"
+#include "utils/relcache.h"
 #include "utils/timestamp.h"
 
 PGDLLEXPORT void fastpgcache_worker_main(Datum main_arg);
@@ -60,7 +62,10 @@ struct WorkerState {
   Oid nspid;
   char nspname[NAMEDATALEN];
   Oid relid;
-  SPIPlanPtr plan;  // the kept DELETE plan
+  SPIPlanPtr plan;        // the kept DELETE plan
+  SPIPlanPtr floor_plan;  // the same, also reading the earliest expiry it keeps (a limit is set)
+  bool floor_pass;        // this pass reads the floor from its start
+  TimestampTz floor_min;  // the earliest expiry this pass kept so far
   BlockNumber pos;  // next block to sweep
   TimestampTz pass_started;
   char dbname[NAMEDATALEN];  // the worker's database, for messages
@@ -77,6 +82,7 @@ struct CycleResult {
   bool failed;
   bool capped;  // stopped by the time cap while still deleting
   uint64 deleted;
+  bool restart;  // leave with exit status 1 (restarted to apply database settings)
 };
 
 // Runs batches until the table has been covered once or the time cap is hit.
@@ -85,6 +91,32 @@ void RunCycle(CycleResult *out);
 
 // Applies a pending configuration reload (SIGHUP).
 void ReloadConfigIfAsked();
+
+// The schema of the installed extension, InvalidOid when not installed.
+// Inside a transaction.
+Oid ExtensionSchema();
+
+// The first enabled, user-defined trigger of `rel` that the worker must not
+// run with superuser rights (not a superuser's code, or with a WHEN
+// condition); null if none.
+const char *UntrustedTrigger(Relation rel);
+
+// ------------------------------------------------------------- size.cpp
+
+// The worker's part in keeping the cache within fastpgcache.max_entries /
+// max_size (eviction/): recounts, evicts while over the limit (within the
+// cycle's time cap), and vacuums the table when evictions and expiries have
+// left much dead space. Raises errors (the caller catches them, as a
+// cycle's). Sets out->capped when still over the limit, and out->restart
+// when database-level settings changed (the worker restarts to apply them).
+void MaintainSize(CycleResult *out);
+
+// The expiry floor (eviction/accounting.cpp), kept by the sweep's passes
+// while a limit is set: a pass begins (new writes go to a new period; waits
+// up to 200 ms for older transactions to end, else the pass only ever lowers
+// the floor) and ends with the earliest expiry it kept.
+void BeginFloorPass();
+void EndFloorPass(TimestampTz pass_min);
 
 // ------------------------------------------------------------ control.cpp
 

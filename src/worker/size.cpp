@@ -1,0 +1,292 @@
+// The worker's part in bounded size (see eviction/eviction.hpp for the
+// whole picture): after each expiry cycle, while the cache is over
+// fastpgcache.max_entries or max_size, the worker runs eviction steps from
+// its hand (one transaction each, as the table's owner in a
+// security-restricted operation, like its deletes of expired rows), within
+// the cycle's time cap. It also
+//  * recounts the entries and their bytes once a minute (and at start), which
+//    absorbs rows written by plain SQL and corrects the estimates of the SQL
+//    paths (accounting.cpp);
+//  * keeps the expiry floor (accounting.cpp) that tells writers whether an
+//    expired entry may exist: while a limit is set, each pass of the expiry
+//    sweep (sweep.cpp) also reports the earliest expiry it kept. A pass
+//    counts only if it began once every transaction older than it had ended
+//    (it waits up to 200 ms for them: BeginFloorPass);
+//  * runs VACUUM on the table (SKIP_LOCKED) when evictions and expiries
+//    since the last one reach a tenth of the entries, at most every 5 s, so
+//    that the space of deleted rows is reused and the table stops growing;
+//    VACUUM runs as the table's owner (PostgreSQL switches to it);
+//  * restarts itself (exit status 1) when ALTER DATABASE ... SET changed a
+//    limit of its database: a session reads database settings when it
+//    starts.
+// Without shared memory there is no worker state to share: the worker does
+// nothing here, and writers evict as they go (evictor.cpp).
+
+#include "worker/worker.hpp"
+
+extern "C" {
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/vacuum.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/wait_event.h"
+}
+
+#include <string>
+
+#include "eviction/eviction.hpp"
+#include "guc.hpp"
+#include "stats.hpp"
+
+namespace fastpgcache {
+namespace worker {
+namespace {
+
+constexpr long kRecountMs = 60 * 1000;
+constexpr long kVacuumMinMs = 5 * 1000;
+constexpr long kSettingsCheckMs = 10 * 1000;
+constexpr long kPassWaitMs = 200;
+constexpr int64 kVacuumMinDeleted = 1000;
+
+// Plain data: constant-initialised.
+struct SizeState {
+  TimestampTz last_recount;
+  TimestampTz last_vacuum;
+  int64 deleted_since_vacuum;
+  bool pass_trusted;     // the sweep's pass began after every older transaction had ended
+  TimestampTz last_settings_check;
+  bool settings_known;
+  char settings[1024];   // this database's eviction settings when the worker started
+};
+SizeState g_size = {};
+
+bool Elapsed(TimestampTz since, long ms) {
+  return since == 0 || TimestampDifferenceExceeds(since, GetCurrentTimestamp(), static_cast<int>(ms));
+}
+
+// The table the worker works on in this transaction: looked up and locked
+// without waiting, as RunBatch does.
+struct Table {
+  Oid nsp;
+  Oid relid;
+  Oid owner;
+};
+
+// Starts a transaction (with a snapshot and SPI) and finds and locks the
+// table. False (the transaction is left open: End() it) when the extension
+// is not installed, the table is locked by someone else, or deleting would
+// run untrusted code with a superuser's rights. PostgreSQL calls only.
+bool Begin(Table *t) {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  pgstat_report_activity(STATE_RUNNING, "fastpgcache: keeping the cache within its size");
+  t->nsp = ExtensionSchema();
+  t->relid = OidIsValid(t->nsp) ? get_relname_relid("cache_entries", t->nsp) : InvalidOid;
+  if (!OidIsValid(t->relid) || !ConditionalLockRelationOid(t->relid, RowExclusiveLock) ||
+      !ConditionalLockRelationOid(t->relid, RowShareLock))
+    return false;
+  AcceptInvalidationMessages();
+  if (ExtensionSchema() != t->nsp || get_relname_relid("cache_entries", t->nsp) != t->relid) return false;
+  Relation rel = try_table_open(t->relid, NoLock);
+  if (rel == nullptr) return false;
+  t->owner = rel->rd_rel->relowner;
+  // The sweep logs the refusal (sweep.cpp); eviction just does not run.
+  bool refused = superuser_arg(t->owner) && UntrustedTrigger(rel) != nullptr;
+  table_close(rel, NoLock);
+  return !refused;
+}
+
+void End() {
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+// Runs f() in one transaction on the table, as its owner in a
+// security-restricted operation with search_path = pg_catalog, pg_temp.
+// False if the table was not available. f may throw: the caller's abort
+// restores the user, the security context and the settings.
+template <typename F>
+bool OnTable(F &&f) {
+  Table t{};
+  bool ok = Guarded([&] { return Begin(&t); });
+  if (ok) {
+    Oid saved_user;
+    int saved_context;
+    int nest_level = 0;
+    Guarded([&] {
+      GetUserIdAndSecContext(&saved_user, &saved_context);
+      SetUserIdAndSecContext(t.owner, saved_context | SECURITY_RESTRICTED_OPERATION);
+      nest_level = NewGUCNestLevel();
+      (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                              true, 0, false);
+    });
+    f(t);
+    Guarded([&] {
+      AtEOXact_GUC(false, nest_level);
+      SetUserIdAndSecContext(saved_user, saved_context);
+    });
+  }
+  Guarded([] { End(); });
+  return ok;
+}
+
+// The eviction settings of this database (ALTER DATABASE ... SET), as one
+// string; empty if none. PostgreSQL calls only.
+void ReadDatabaseSettings(char *out, std::size_t size) {
+  out[0] = '\0';
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "fastpgcache worker: SPI_connect failed");
+  Oid argtypes[1] = {OIDOID};
+  Datum args[1] = {ObjectIdGetDatum(MyDatabaseId)};
+  int rc = SPI_execute_with_args(
+      "SELECT pg_catalog.string_agg(s, ',' ORDER BY s) FROM pg_catalog.pg_db_role_setting,"
+      " pg_catalog.unnest(setconfig) AS s WHERE setdatabase OPERATOR(pg_catalog.=) $1"
+      " AND setrole OPERATOR(pg_catalog.=) 0 AND (s LIKE 'fastpgcache.max\\_%' OR s LIKE 'fastpgcache.eviction\\_policy=%')",
+      1, argtypes, args, nullptr, true, 1);
+  if (rc == SPI_OK_SELECT && SPI_processed == 1) {
+    char *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    if (value != nullptr) strlcpy(out, value, size);
+  }
+  SPI_finish();
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+}
+
+// True when this database's eviction settings differ from those the worker
+// started with.
+bool DatabaseSettingsChanged() {
+  if (g_size.settings_known && !Elapsed(g_size.last_settings_check, kSettingsCheckMs)) return false;
+  g_size.last_settings_check = GetCurrentTimestamp();
+  char now[sizeof g_size.settings];
+  Guarded([&] { ReadDatabaseSettings(now, sizeof now); });
+  if (!g_size.settings_known) {
+    strlcpy(g_size.settings, now, sizeof g_size.settings);
+    g_size.settings_known = true;
+    return false;
+  }
+  return strcmp(now, g_size.settings) != 0;
+}
+
+}  // namespace
+
+void BeginFloorPass() {
+  eviction::PassStarted();
+  g_size.pass_trusted = false;
+  TransactionId next = Guarded([] { return XidFromFullTransactionId(ReadNextFullTransactionId()); });
+  TimestampTz started = GetCurrentTimestamp();
+  for (;;) {
+    TransactionId xmin = Guarded([] {
+      StartTransactionCommand();
+      TransactionId x = GetTransactionSnapshot()->xmin;
+      CommitTransactionCommand();
+      return x;
+    });
+    if (TransactionIdFollowsOrEquals(xmin, next)) {
+      g_size.pass_trusted = true;
+      return;
+    }
+    if (Elapsed(started, kPassWaitMs)) return;
+    Guarded([] {
+      (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 5, PG_WAIT_EXTENSION);
+      ResetLatch(MyLatch);
+      CHECK_FOR_INTERRUPTS();
+    });
+  }
+}
+
+void EndFloorPass(TimestampTz pass_min) { eviction::PassEnded(pass_min, g_size.pass_trusted); }
+
+namespace {
+
+// VACUUM (SKIP_LOCKED) of the cache table, outside any transaction block,
+// as the VACUUM command runs it (it uses transactions of its own and
+// switches to the table's owner). PostgreSQL calls only.
+void VacuumTable() {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  pgstat_report_activity(STATE_RUNNING, "fastpgcache: VACUUM of cache_entries");
+  Oid nsp = ExtensionSchema();
+  Oid relid = OidIsValid(nsp) ? get_relname_relid("cache_entries", nsp) : InvalidOid;
+  if (OidIsValid(relid)) {
+    VacuumStmt *stmt = makeNode(VacuumStmt);
+    stmt->options = list_make1(makeDefElem(pstrdup("skip_locked"), nullptr, -1));
+    stmt->rels = list_make1(makeVacuumRelation(makeRangeVar(get_namespace_name(nsp), pstrdup("cache_entries"), -1),
+                                               relid, NIL));
+    stmt->is_vacuumcmd = true;
+    ParseState *pstate = make_parsestate(nullptr);
+    ExecVacuum(pstate, stmt, true);
+  }
+  CommitTransactionCommand();
+  pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+}  // namespace
+
+void MaintainSize(CycleResult *out) {
+  if (!eviction::Shared()) return;
+  if (DatabaseSettingsChanged()) {
+    out->restart = true;
+    return;
+  }
+  eviction::Limits limits = eviction::CurrentLimits();
+  if (!limits.Any()) return;
+  if (!eviction::Counted() || Elapsed(g_size.last_recount, kRecountMs)) {
+    if (OnTable([](Table &t) { eviction::Recount(t.nsp); })) g_size.last_recount = GetCurrentTimestamp();
+  }
+  if (!eviction::Counted()) return;
+
+  // Live entries may go once no expired one may exist: this cycle's sweep
+  // covered the table (or the floor says so).
+  bool swept = !out->capped && !out->failed;
+  TimestampTz started = GetCurrentTimestamp();
+  int wraps = 0;
+  for (;;) {
+    eviction::Excess over = eviction::Over(eviction::Current(), limits);
+    if (!over.Any()) break;
+    if (Elapsed(started, guc::cleanup_max_time_ms)) {
+      out->capped = true;  // still over: come back soon
+      break;
+    }
+    eviction::StepResult step;
+    bool live_allowed = swept || !eviction::MayHaveExpired(GetCurrentTimestamp());
+    if (!OnTable([&](Table &t) {
+          step = eviction::Step(t.nsp, over, static_cast<int>(kBlocksPerBatch), false, live_allowed);
+        }))
+      break;
+    g_size.deleted_since_vacuum += step.deleted;
+    if (step.wrapped && ++wraps >= 2) break;  // twice round the table: nothing more it may evict
+    Guarded([] {
+      CHECK_FOR_INTERRUPTS();
+      ReloadConfigIfAsked();
+    });
+  }
+
+  g_size.deleted_since_vacuum += static_cast<int64>(out->deleted);
+  int64 entries = eviction::Current().entries;
+  if (g_size.deleted_since_vacuum >= kVacuumMinDeleted && g_size.deleted_since_vacuum >= entries / 10 &&
+      Elapsed(g_size.last_vacuum, kVacuumMinMs)) {
+    Guarded([] { VacuumTable(); });
+    g_size.last_vacuum = GetCurrentTimestamp();
+    g_size.deleted_since_vacuum = 0;
+  }
+}
+
+}  // namespace worker
+}  // namespace fastpgcache
