@@ -13,9 +13,11 @@
 -- slot reverse_k(p) (cache_router_set_shards does it).
 --
 -- Every public function has the extension's signature (names, argument names,
--- defaults, result, STRICT). The single-key ones are SQL functions that the
--- planner inlines into the caller's query: the route is computed there, with
--- no extra SQL execution, and handed to a PL/Proxy function as an argument.
+-- defaults, result, STRICT) and, like the extension's C functions, COST 1, so
+-- the planner orders them in a query as it orders the extension's. Each one
+-- computes the route itself and hands it to an internal PL/Proxy function as
+-- an argument (RUN ON route): a RUN ON hash_function(key) would cost PL/Proxy
+-- an SPI query per call, about a third of a call's time on the router.
 
 \echo Use "CREATE EXTENSION fastpgcache_router CASCADE" to load this file. \quit
 
@@ -438,115 +440,184 @@ $$;
 -- Reads: STRICT (a NULL key reads as NULL), as in the extension.
 
 CREATE FUNCTION @extschema@.cache_get(key text) RETURNS text
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.get(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.get(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_get_json(key text) RETURNS jsonb
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.get_json(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.get_json(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_get_bytes(key text) RETURNS bytea
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.get_bytes(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.get_bytes(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_exists(key text) RETURNS boolean
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.exists_key(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.exists_key(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_ttl(key text) RETURNS integer
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.ttl(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.ttl(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_strlen(key text) RETURNS integer
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.strlen(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.strlen(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_pttl(key text) RETURNS bigint
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.pttl(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.pttl(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_type(key text) RETURNS text
-LANGUAGE sql VOLATILE STRICT PARALLEL UNSAFE
-RETURN fastpgcache_router.type(key, fastpgcache_router.key_route(key));
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.type(key, fastpgcache_router.key_route(key));
+END $fn$;
 
 -- Writes: not STRICT (a NULL argument is the shard's error, 22004; a NULL key
 -- goes to partition 0 for that).
 
 CREATE FUNCTION @extschema@.cache_delete(key text) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.delete_key(key, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.delete_key(key, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_set(key text, value text, ttl integer DEFAULT NULL,
                                       nx boolean DEFAULT false, xx boolean DEFAULT false,
                                       keepttl boolean DEFAULT false) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.set_text(key, value, ttl, nx, xx, keepttl,
-                                   coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.set_text(key, value, ttl, nx, xx, keepttl,
+        coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_set(key text, value jsonb, ttl integer DEFAULT NULL,
                                       nx boolean DEFAULT false, xx boolean DEFAULT false,
                                       keepttl boolean DEFAULT false) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.set_jsonb(key, value, ttl, nx, xx, keepttl,
-                                    coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.set_jsonb(key, value, ttl, nx, xx, keepttl,
+        coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_set(key text, value bytea, ttl integer DEFAULT NULL,
                                       nx boolean DEFAULT false, xx boolean DEFAULT false,
                                       keepttl boolean DEFAULT false) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.set_bytea(key, value, ttl, nx, xx, keepttl,
-                                    coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.set_bytea(key, value, ttl, nx, xx, keepttl,
+        coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_getset(key text, value text, ttl integer DEFAULT NULL) RETURNS text
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.getset(key, value, ttl, coalesce(fastpgcache_router.key_route(key), 0),
-                                 fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.getset(key, value, ttl, coalesce(fastpgcache_router.key_route(key), 0),
+        fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_incr(key text, by bigint DEFAULT 1, ttl integer DEFAULT NULL) RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.incr(key, by, ttl, coalesce(fastpgcache_router.key_route(key), 0),
-                               fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.incr(key, by, ttl, coalesce(fastpgcache_router.key_route(key), 0),
+        fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_decr(key text, by bigint DEFAULT 1) RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.decr(key, by, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.decr(key, by, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_incrbyfloat(key text, by double precision) RETURNS double precision
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.incrbyfloat(key, by, coalesce(fastpgcache_router.key_route(key), 0),
-                                      fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.incrbyfloat(key, by, coalesce(fastpgcache_router.key_route(key), 0),
+        fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_append(key text, value text) RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.append(key, value, coalesce(fastpgcache_router.key_route(key), 0),
-                                 fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.append(key, value, coalesce(fastpgcache_router.key_route(key), 0),
+        fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_expire(key text, ttl integer) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.expire(key, ttl, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.expire(key, ttl, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_pexpire(key text, ttl_ms bigint) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.pexpire(key, ttl_ms, coalesce(fastpgcache_router.key_route(key), 0),
-                                  fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.pexpire(key, ttl_ms, coalesce(fastpgcache_router.key_route(key), 0),
+        fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_expireat(key text, at timestamptz) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.expireat(key, at, coalesce(fastpgcache_router.key_route(key), 0),
-                                   fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.expireat(key, at, coalesce(fastpgcache_router.key_route(key), 0),
+        fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_persist(key text) RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.persist(key, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.persist(key, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_getdel(key text) RETURNS text
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.getdel(key, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.getdel(key, coalesce(fastpgcache_router.key_route(key), 0), fastpgcache_router.read_only());
+END $fn$;
 
 CREATE FUNCTION @extschema@.cache_getex(key text, ttl integer DEFAULT NULL, persist boolean DEFAULT false) RETURNS text
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
-RETURN fastpgcache_router.getex(key, ttl, persist, coalesce(fastpgcache_router.key_route(key), 0),
-                                fastpgcache_router.read_only());
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
+SET search_path = pg_catalog, pg_temp
+AS $fn$ BEGIN
+    RETURN fastpgcache_router.getex(key, ttl, persist, coalesce(fastpgcache_router.key_route(key), 0),
+        fastpgcache_router.read_only());
+END $fn$;
 
 -- ---------------------------------------------- the API: batches (SPLIT)
 -- A bad batch is refused before any shard is called (nothing written), with
@@ -556,7 +627,7 @@ RETURN fastpgcache_router.getex(key, ttl, persist, coalesce(fastpgcache_router.k
 -- One row per key, in the caller's order. Each partition reads its share
 -- under one snapshot; the partitions are read at slightly different moments.
 CREATE FUNCTION @extschema@.cache_mget(keys text[]) RETURNS TABLE(key text, value text)
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE ROWS 10
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1 ROWS 10
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -574,7 +645,7 @@ $fn$;
 -- Each partition writes its pairs in one statement; partitions commit
 -- independently (not atomic across partitions).
 CREATE FUNCTION @extschema@.cache_mset(keys text[], "values" text[], ttl integer DEFAULT NULL) RETURNS integer
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 BEGIN
@@ -589,7 +660,7 @@ END
 $fn$;
 
 CREATE FUNCTION @extschema@.cache_delete(keys text[]) RETURNS integer
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -609,7 +680,7 @@ $fn$;
 -- How many are live (a key listed twice counts twice). Each partition counts
 -- its share under one snapshot.
 CREATE FUNCTION @extschema@.cache_exists(keys text[]) RETURNS integer
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -627,7 +698,7 @@ $fn$;
 -- refused (0A000) and nothing is written, as Redis Cluster refuses a
 -- multi-key command across hash slots (CROSSSLOT).
 CREATE FUNCTION @extschema@.cache_msetnx(keys text[], "values" text[], ttl integer DEFAULT NULL) RETURNS boolean
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE COST 1
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
@@ -657,25 +728,25 @@ $fn$;
 -- ----------------------------------------- the API: every partition (RUN ON ALL)
 
 CREATE FUNCTION @extschema@.cache_keys(pattern text DEFAULT '*') RETURNS SETOF text
-LANGUAGE plproxy VOLATILE STRICT PARALLEL UNSAFE ROWS 100 AS $$
+LANGUAGE plproxy VOLATILE STRICT PARALLEL UNSAFE COST 1 ROWS 100 AS $$
     CLUSTER 'fastpgcache'; RUN ON ALL;
 $$;
 
 CREATE FUNCTION @extschema@.cache_dbsize() RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1
 BEGIN ATOMIC
     SELECT coalesce(sum(n), 0)::bigint FROM fastpgcache_router.dbsize() AS n;
 END;
 
 -- Not transactional across the router: each shard commits its own flush.
 CREATE FUNCTION @extschema@.cache_flush() RETURNS bigint
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1
 BEGIN ATOMIC
     SELECT coalesce(sum(n), 0)::bigint FROM fastpgcache_router.flush(fastpgcache_router.read_only()) AS n;
 END;
 
 CREATE FUNCTION @extschema@.cache_cleanup() RETURNS integer
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1
 BEGIN ATOMIC
     SELECT coalesce(sum(n), 0)::integer FROM fastpgcache_router.cleanup(fastpgcache_router.read_only()) AS n;
 END;
@@ -690,7 +761,7 @@ CREATE FUNCTION @extschema@.cache_stats(
     OUT worker_passes bigint, OUT last_cycle_ms double precision, OUT last_cycle_rows bigint,
     OUT last_pass_ms double precision, OUT entries_estimate bigint, OUT table_bytes bigint,
     OUT index_bytes bigint, OUT stats_reset timestamptz) RETURNS record
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1
 BEGIN ATOMIC
     SELECT bool_and(s.shared_memory),
            CASE WHEN bool_and(s.shared_memory) THEN sum(s.hits)::bigint END,
@@ -712,7 +783,7 @@ BEGIN ATOMIC
 END;
 
 CREATE FUNCTION @extschema@.cache_stats_reset() RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE
+LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1
 BEGIN ATOMIC
     SELECT bool_and(r) FROM fastpgcache_router.stats_reset() AS r;
 END;
@@ -727,7 +798,7 @@ REVOKE ALL ON FUNCTION @extschema@.cache_stats_reset() FROM PUBLIC;
 -- returned: the router would not find them.
 CREATE FUNCTION @extschema@.cache_scan(cursor bigint DEFAULT 0, pattern text DEFAULT '*', count integer DEFAULT 100)
 RETURNS TABLE(next_cursor bigint, keys text[])
-LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE ROWS 1
+LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE COST 1 ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
