@@ -9,6 +9,8 @@
 #   bash bench/router/run.sh --smoke    a few seconds per run: checks that it works
 #   --dur S      seconds per run          --clients N   pgbench clients (default 4)
 #   --keys N     keys loaded (10000)      --out FILE    the markdown report
+#   --rounds N   rounds (default 2): every configuration runs once per round,
+#                interleaved; the report keeps each row's best round (ops/s)
 #
 # Clusters (all on 127.0.0.1, free ports, private sockets, started and stopped
 # here): a router, and two shard clusters s1 and s2 with fastpgcache. 1
@@ -20,10 +22,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 [ "$(nice)" -ge 10 ] || exec nice -n 10 bash "$0" "$@"
-dur=10; clients=4; keys=10000; out=""; mode=full
+dur=10; clients=4; keys=10000; out=""; mode=full; rounds=2
 while [ $# -gt 0 ]; do
   case "$1" in
-    --smoke) mode=smoke; dur=2; keys=1000 ;;
+    --smoke) mode=smoke; dur=2; keys=1000; rounds=1 ;;
+    --rounds) rounds=$2; shift ;;
     --dur) dur=$2; shift ;;
     --clients) clients=$2; shift ;;
     --keys) keys=$2; shift ;;
@@ -113,14 +116,22 @@ run() {  # run LABEL WORKLOAD PORT DB ROUTER_DIRS SHARD_DIRS
   tail -1 "$results"
 }
 
-echo "== load and run ($clients clients, $dur s per run, $keys keys)"
+echo "== load and run ($clients clients, $dur s per run, $keys keys, $rounds rounds)"
 q "$S1" direct -c "$load" >/dev/null
-for wl in get set mget100; do run direct "$wl" "$S1" direct "" "$work/s1"; done
-for n in 1 2 4; do
-  q "$RP" router -c "SELECT cache_router_set_shards(${shards[$n]})" >/dev/null
-  q "$RP" router -c "SELECT cache_flush()" -c "$load" >/dev/null
-  for wl in get set mget100; do run "router-$n" "$wl" "$RP" router "$work/router" "$work/s1 $work/s2"; done
+for round in $(seq 1 "$rounds"); do
+  echo "-- round $round"
+  for wl in get set mget100; do run direct "$wl" "$S1" direct "" "$work/s1"; done
+  for n in 1 2 4; do
+    q "$RP" router -c "SELECT cache_router_set_shards(${shards[$n]})" >/dev/null
+    q "$RP" router -c "SELECT cache_flush()" -c "$load" >/dev/null
+    for wl in get set mget100; do run "router-$n" "$wl" "$RP" router "$work/router" "$work/s1 $work/s2"; done
+  done
 done
+# Each row's best round.
+sort -t$'\t' -k1,1 -k2,2 -k3,3nr "$results" | awk -F'\t' '!seen[$1 FS $2]++' |
+  awk -F'\t' -v OFS='\t' '{ o = ($1 == "direct" ? 0 : substr($1, 8)); w = ($2 == "get" ? 1 : $2 == "set" ? 2 : 3); print o, w, $0 }' |
+  sort -k1,1n -k2,2n | cut -f3- > "$results.best"
+mv "$results.best" "$results"
 
 report=${out:-$root/bench/results/router-$mode-$(date +%Y-%m-%d).md}
 [ "$mode" = smoke ] && [ -z "$out" ] && report="$work/report.md"
@@ -128,7 +139,7 @@ mkdir -p "$(dirname "$report")"
 {
   echo "# Router benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
-  echo "$(nproc) cores, $clients pgbench clients (-M prepared), $dur s per run, $keys keys of 100 bytes;"
+  echo "$(nproc) cores, $clients pgbench clients (-M prepared), $dur s per run, best of $rounds rounds, $keys keys of 100 bytes;"
   echo "router and shards on this one machine. CPU: microseconds of CPU time per operation (mget-100: per call of 100 keys)."
   echo
   echo "| path | workload | ops/s | p99 ms | router CPU µs/op | shard CPU µs/op | pgbench CPU µs/op |"
