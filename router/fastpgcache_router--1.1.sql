@@ -953,7 +953,7 @@ BEGIN
             RAISE EXCEPTION 'the conninfo of partition % contains a password', p
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'A password written in SQL shows in pg_stat_activity and in the server log.',
-                      HINT = 'Write it in a file the server can read and pass password_file => ''/path'' (or use passfile=).';
+                      HINT = 'Write it in a file the server can read and pass password_file => ''/path''.';
         END IF;
         IF 'user' = ANY (kws) THEN
             RAISE EXCEPTION 'the conninfo of partition % names a user', p

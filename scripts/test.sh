@@ -77,7 +77,7 @@ run_suite "concurrency, SQL fallback" bash test/concurrency/run.sh concurrency_f
 run_suite "worker (preloaded and dynamic, two clusters)" bash test/worker/run.sh
 run_suite "reliability (schema drift, privileges, standby, crash-restart, random calls, sqlsmith)" bash test/reliability/run.sh
 run_suite "client (scram cluster, fake Databricks workspace, ASan+UBSan)" bash test/client/run.sh
-run_suite "router (PL/Proxy: 4 partitions on two clusters, failure, client)" bash test/router/run.sh
+run_suite "router (PL/Proxy, 4 partitions on two clusters)" bash test/router/run.sh
 run_suite "benchmark smoke run" bash bench/run.sh --smoke
 
 echo
