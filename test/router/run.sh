@@ -47,6 +47,7 @@ if [ -n "${PGBIN:-}" ] && [ "$(readlink -f "$PGBIN")" != "$sys_bindir" ] &&
    [ -e "$("$PGBIN/pg_config" --sharedir)/extension/fastpgcache_router.control" ]; then
   export PATH="$PGBIN:$PATH" PG_BINDIR="$PGBIN"
 else
+  bash "$root/scripts/deps.sh" || { fail "scripts/deps.sh"; finish; }
   echo "== private install (build with warnings as errors)"
   private_install "$root" "$work" || { fail "private install"; finish; }
 fi
