@@ -376,8 +376,10 @@ check_eq "... and writes to partition 3" "$(ask "SELECT cache_set('$k3', 'back')
 check_eq "... partition 0 kept its data" "$(ask "SELECT cache_get('$k0');")" w
 echo "SELECT coalesce(cache_get('$k2'), 'miss'); \\echo __s2b__" >&8
 for _ in $(seq 1 100); do grep -q __s2b__ "$work/s2.out" && break; sleep 0.1; done
+# (PL/Proxy may say "WARNING: PL/Proxy: detected unstable connection" as it
+# drops the broken one: a warning, not an error.)
 check_eq "a session idle while the shard restarted reads partition 2 without an error" \
-  "$(sed -n '/__s2a__/,/__s2b__/p' "$work/s2.out" | sed '1d;$d' | tr '\n' ' ')" "miss "
+  "$(sed -n '/__s2a__/,/__s2b__/p' "$work/s2.out" | sed '1d;$d' | grep -v '^WARNING:  PL/Proxy: detected unstable connection$' | tr '\n' ' ')" "miss "
 exec 8>&-
 printf '\\q\n' >&"${ROUTER[1]}"
 
