@@ -297,12 +297,25 @@ SHARDS2="ARRAY['$(conninfo 0)', '$(conninfo 2)']"
 rq "SELECT cache_router_set_shards($SHARDS4, 'fpc_shard', '$work/shard.pass')" "SELECT cache_flush()" \
    "SELECT cache_router_set_shards($SHARDS2, 'fpc_shard', '$work/shard.pass')" >/dev/null
 rq "SELECT cache_mset(array_agg('rs:' || i), array_agg(i::text)) FROM generate_series(1, 1000) i" >/dev/null
+# A session open across the change (its connections made under the old map).
+hits_sql="SELECT count(*) FROM generate_series(1, 1000) i WHERE cache_get('rs:' || i) IS NOT NULL"
+mkfifo "$work/l.in"
+psql -X -q -At -h "$work/router/sock" -p "$RP" -U postgres -d router < "$work/l.in" > "$work/l.out" 2>&1 &
+bg_pids+=("$!")
+exec 9> "$work/l.in"
+echo "$hits_sql; \\echo __l1__" >&9
+for _ in $(seq 1 100); do grep -q __l1__ "$work/l.out" && break; sleep 0.1; done
 rq "SELECT cache_router_set_shards($SHARDS4, 'fpc_shard', '$work/shard.pass')" >/dev/null
+echo "$hits_sql; \\echo __l2__" >&9
+exec 9>&-
+for _ in $(seq 1 100); do grep -q __l2__ "$work/l.out" && break; sleep 0.1; done
 # Doubling keeps partition p's keys on new partitions 2p (the same shard) and
 # 2p + 1 (a new, empty one): exactly the keys whose second bit is 1 miss.
 hits=$(rq "SELECT count(*) FROM generate_series(1, 1000) i WHERE cache_get('rs:' || i) IS NOT NULL")
 stay=$(rq "SELECT count(*) FROM generate_series(1, 1000) i WHERE cache_router_partition('rs:' || i) IN (0, 2)")
 check_eq "cold doubling: the keys of partitions 0 and 2 still hit, the others miss ($hits of 1000 hit)" "$hits" "$stay"
+check_eq "a session open across cache_router_set_shards routes by the new map at its next call" \
+  "$(tr '\n' ' ' < "$work/l.out")" "1000 __l1__ $stay __l2__ "
 check_eq "... SCAN returns only the keys the router can find" \
   "$(rq "$(printf "$scan_sql" 'rs:*' 100 'rs:*' 100)" | wc -l)" "$stay"
 # The stray half on the old shards: removed with one DELETE per shard.
