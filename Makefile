@@ -1,6 +1,7 @@
 # FastPgCache: PostgreSQL extension (C++), built with PGXS.
 
-EXTENSION = fastpgcache
+# fastpgcache_router (router/): the same API in a router database, through PL/Proxy.
+EXTENSION = fastpgcache fastpgcache_router
 MODULE_big = fastpgcache
 OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/shmem.o src/stats.o \
        src/plans.o src/table_shape.o src/read_path.o src/write_path.o src/mutate.o src/keyspace.o src/string_ops.o \
@@ -11,7 +12,7 @@ OBJS = src/module.o src/guc.o src/pg_bridge.o src/key_hash.o src/shmem.o src/sta
        src/resp_worker/main.o src/resp_worker/executor.o src/resp_worker/auth.o
 # The install script of the current version and the upgrade scripts are
 # assembled from extension/*.sql, so that each function is written once.
-DATA = fastpgcache--1.0.sql
+DATA = fastpgcache--1.0.sql router/fastpgcache_router--1.1.sql
 DATA_built = fastpgcache--1.1.sql fastpgcache--1.0--1.1.sql
 PGFILEDESC = "fastpgcache - Redis-style cache inside PostgreSQL"
 

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config ca-certificates
   postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libssl-dev
-  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+  postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plproxy
   nlohmann-json3-dev libcurl4-openssl-dev python3
   redis-server redis-tools
   sqlsmith python3-psycopg2
