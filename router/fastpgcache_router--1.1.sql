@@ -416,7 +416,8 @@ CREATE FUNCTION fastpgcache_router.stats(
     OUT expired_by_worker bigint, OUT removed_by_cleanup bigint, OUT worker_cycles bigint,
     OUT worker_passes bigint, OUT last_cycle_ms double precision, OUT last_cycle_rows bigint,
     OUT last_pass_ms double precision, OUT entries_estimate bigint, OUT table_bytes bigint,
-    OUT index_bytes bigint, OUT stats_reset timestamptz) RETURNS SETOF record
+    OUT index_bytes bigint, OUT stats_reset timestamptz, OUT evicted bigint, OUT expired_by_eviction bigint,
+    OUT entries bigint, OUT data_bytes bigint) RETURNS SETOF record
 LANGUAGE plproxy VOLATILE AS $$
     CLUSTER 'fastpgcache'; RUN ON ALL;
     SELECT * FROM @extschema@.cache_stats();
@@ -754,13 +755,15 @@ END;
 -- The shards' counters added up; shared_memory is true only if every shard
 -- has it (otherwise the counters are NULL, as on one server without it);
 -- last_cycle_ms and last_pass_ms are the slowest shard's, stats_reset the
--- earliest reset (the sums count from then at the latest).
+-- earliest reset (the sums count from then at the latest); entries and
+-- data_bytes are NULL unless every shard has counted its own.
 CREATE FUNCTION @extschema@.cache_stats(
     OUT shared_memory boolean, OUT hits bigint, OUT misses bigint, OUT sets bigint, OUT deletes bigint,
     OUT expired_by_worker bigint, OUT removed_by_cleanup bigint, OUT worker_cycles bigint,
     OUT worker_passes bigint, OUT last_cycle_ms double precision, OUT last_cycle_rows bigint,
     OUT last_pass_ms double precision, OUT entries_estimate bigint, OUT table_bytes bigint,
-    OUT index_bytes bigint, OUT stats_reset timestamptz) RETURNS record
+    OUT index_bytes bigint, OUT stats_reset timestamptz, OUT evicted bigint, OUT expired_by_eviction bigint,
+    OUT entries bigint, OUT data_bytes bigint) RETURNS record
 LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1
 BEGIN ATOMIC
     SELECT bool_and(s.shared_memory),
@@ -778,7 +781,11 @@ BEGIN ATOMIC
            sum(s.entries_estimate)::bigint,
            sum(s.table_bytes)::bigint,
            sum(s.index_bytes)::bigint,
-           CASE WHEN bool_and(s.shared_memory) THEN min(s.stats_reset) END
+           CASE WHEN bool_and(s.shared_memory) THEN min(s.stats_reset) END,
+           CASE WHEN bool_and(s.shared_memory) THEN sum(s.evicted)::bigint END,
+           CASE WHEN bool_and(s.shared_memory) THEN sum(s.expired_by_eviction)::bigint END,
+           CASE WHEN bool_and(s.entries IS NOT NULL) THEN sum(s.entries)::bigint END,
+           CASE WHEN bool_and(s.data_bytes IS NOT NULL) THEN sum(s.data_bytes)::bigint END
       FROM fastpgcache_router.stats() AS s;
 END;
 
