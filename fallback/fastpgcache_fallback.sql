@@ -26,7 +26,7 @@
 --    update.  Multi-key writes lock their rows in key_hash order, so they
 --    cannot deadlock with each other;
 --  * Redis semantics: integers are parsed as strictly as Redis does
---    (^-?(0|[1-9][0-9]*)$ within int64), floats like Redis's string2ld
+--    (^(0|-?[1-9][0-9]*)$ within int64: no '-0'), floats like Redis's string2ld
 --    (strtold of the whole string), and the glob patterns of cache_keys and
 --    cache_scan match exactly what redis-server's KEYS matches (translated
 --    into a regular expression over the hex of the key's bytes);
@@ -443,7 +443,7 @@ BEGIN
                 -- 'escape' keeps ASCII digits and '-' and turns NUL and bytes
                 -- >= 0x80 into \ooo, which the pattern refuses.
                 s := encode(r.value, 'escape');
-                IF s IS NULL OR s !~ '^-?(0|[1-9][0-9]*)$' THEN
+                IF s IS NULL OR s !~ '^(0|-?[1-9][0-9]*)$' THEN
                     RAISE EXCEPTION 'value is not an integer or out of range' USING ERRCODE = '22P02';
                 END IF;
                 IF s::numeric NOT BETWEEN -9223372036854775808 AND 9223372036854775807 THEN
