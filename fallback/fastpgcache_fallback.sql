@@ -1366,7 +1366,7 @@ $fn$;
 -- bigint).  A call examines the `count` rows from the cursor on (expired
 -- and non-matching rows included), plus any later rows at the same
 -- position as the last one, and returns the matching live keys among them
--- and the position after the last; 0 when the table has been covered.
+-- and the position after the last; 0 when no row follows.
 -- Ranges of positions follow each other without gaps, so a key that exists
 -- for the whole iteration is returned, whatever else is written meanwhile.
 CREATE OR REPLACE FUNCTION public.cache_scan(cursor bigint DEFAULT 0, pattern text DEFAULT '*', count integer DEFAULT 100)
@@ -1387,29 +1387,32 @@ BEGIN
     re := CASE WHEN $2 = '*' THEN NULL ELSE public._fastpgcache_glob_regex($2) END;
     lb := (lpad(to_hex(($1::bit(64) << 1)::bigint), 16, '0') || '0000000000000000')::uuid;
     RETURN QUERY
-    WITH batch AS (
-        SELECT e.key_hash, e.key, e.expires_at
-          FROM public.cache_entries AS e
-         WHERE e.key_hash >= lb
-         ORDER BY e.key_hash
-         LIMIT $3),
-    last AS (  -- the last row examined (none when the batch is empty) and the batch's size
-        SELECT t.h, t.n, ('x' || left(replace(t.h::text, '-', ''), 16))::bit(64) AS head
-          FROM (SELECT (SELECT b.key_hash FROM batch AS b ORDER BY b.key_hash DESC LIMIT 1) AS h,
-                       (SELECT count(*) FROM batch) AS n) AS t),
+    WITH fetched AS (  -- one row more than count, to know whether any follows
+        SELECT f.key_hash, f.key, f.expires_at, row_number() OVER (ORDER BY f.key_hash) AS rn
+          FROM (SELECT e.key_hash, e.key, e.expires_at
+                  FROM public.cache_entries AS e
+                 WHERE e.key_hash >= lb
+                 ORDER BY e.key_hash
+                 LIMIT $3::bigint + 1) AS f),
+    last AS (  -- the count-th row, and whether more rows follow it
+        SELECT t.h, t.more, ('x' || left(replace(t.h::text, '-', ''), 16))::bit(64) AS head
+          FROM (SELECT (SELECT f.key_hash FROM fetched AS f WHERE f.rn = $3) AS h,
+                       EXISTS (SELECT 1 FROM fetched AS f WHERE f.rn > $3) AS more) AS t),
     nxt AS (  -- the position after the last examined row; NULL when nothing follows
-        SELECT CASE WHEN l.n < $3 OR (l.head >> 1)::bigint = 9223372036854775807 THEN NULL
+        SELECT CASE WHEN NOT l.more OR (l.head >> 1)::bigint = 9223372036854775807 THEN NULL
                     ELSE (l.head >> 1)::bigint + 1 END AS pos,
                -- the greatest key_hash at the last row's position
                (lpad(to_hex((l.head | 1::bit(64))::bigint), 16, '0') || 'ffffffffffffffff')::uuid AS ub
           FROM last AS l),
-    ties AS (  -- rows after the last one at its position (their first 63 bits agree)
+    ties AS (  -- rows after the count-th one at its position (their first 63 bits agree)
         SELECT e.key_hash, e.key, e.expires_at
           FROM public.cache_entries AS e, last AS l, nxt
-         WHERE l.n = $3 AND e.key_hash > l.h AND e.key_hash <= nxt.ub)
+         WHERE l.more AND e.key_hash > l.h AND e.key_hash <= nxt.ub)
     SELECT coalesce(nxt.pos, 0),
            coalesce((SELECT array_agg(x.key ORDER BY x.key_hash)
-                       FROM (SELECT * FROM batch UNION ALL SELECT * FROM ties) AS x
+                       FROM (SELECT f.key_hash, f.key, f.expires_at FROM fetched AS f WHERE f.rn <= $3
+                             UNION ALL
+                             SELECT * FROM ties) AS x
                       WHERE (x.expires_at IS NULL OR x.expires_at > clock_timestamp())
                         AND (re IS NULL
                              OR CASE WHEN x.key = '' THEN $2 = ''
