@@ -434,6 +434,21 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
     h := encode(substring(sha256(convert_to($1, getdatabaseencoding())) FROM 1 FOR 16), 'hex')::uuid;
+    -- The common case in one statement: a live integer that does not
+    -- overflow.  (CASE keeps the cast behind the pattern test.)  Anything
+    -- else goes the long way below, which decides and raises.
+    UPDATE public.cache_entries AS e
+       SET kind = 't', value = convert_to((encode(e.value, 'escape')::numeric + $2)::text, getdatabaseencoding())
+     WHERE e.key_hash = h AND e.key = $1
+       AND (e.expires_at IS NULL OR e.expires_at > clock_timestamp())
+       AND CASE WHEN octet_length(e.value) <= 20 AND encode(e.value, 'escape') ~ '^(0|-?[1-9][0-9]*)$'
+                THEN encode(e.value, 'escape')::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
+                     AND encode(e.value, 'escape')::numeric + $2 BETWEEN -9223372036854775808 AND 9223372036854775807
+                ELSE false END
+    RETURNING convert_from(e.value, getdatabaseencoding())::bigint INTO cur;
+    IF FOUND THEN
+        RETURN cur;
+    END IF;
     LOOP
         -- Values longer than 20 bytes cannot be an int64: not even fetched.
         SELECT e.key, e.expires_at, CASE WHEN octet_length(e.value) <= 20 THEN e.value END AS value INTO r
