@@ -75,7 +75,7 @@ SELECT is(pg_temp.sqlstate_under('role', 'fpc_t13_reader', $$SELECT cache_flush(
 SELECT is(cache_get('acc') || ' ' || cache_ttl('acc'), '5 100', 'nothing was changed by the refused calls');
 
 -- Read-only transaction: writes raise 25006, reads work
-SELECT is(pg_temp.sqlstate_under('transaction_read_only', 'on', $$SELECT cache_set('acc', 'v', nx => true)$$), '25006', 'read-only: set nx');
+SELECT is(pg_temp.sqlstate_under('transaction_read_only', 'on', $$SELECT cache_set('ro:new', 'v', nx => true)$$), '25006', 'read-only: set nx of a missing key');
 SELECT is(pg_temp.sqlstate_under('transaction_read_only', 'on', $$SELECT cache_getset('acc', 'v')$$), '25006', 'read-only: getset');
 SELECT is(pg_temp.sqlstate_under('transaction_read_only', 'on', $$SELECT cache_incr('acc')$$), '25006', 'read-only: incr');
 SELECT is(pg_temp.sqlstate_under('transaction_read_only', 'on', $$SELECT cache_incrbyfloat('acc', 1)$$), '25006', 'read-only: incrbyfloat');
