@@ -8,7 +8,8 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libssl-dev
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   nlohmann-json3-dev libcurl4-openssl-dev python3
-  redis-server redis-tools python3-redis python3-psycopg2
+  redis-server redis-tools python3-redis
+  sqlsmith python3-psycopg2
 )
 
 missing=()

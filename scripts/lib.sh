@@ -3,6 +3,11 @@
 
 PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)}
 export PATH="$PG_BINDIR:$PATH"
+# The system's pg_config, remembered the first time this file is sourced
+# (before any private_install puts a copy first on PATH): builds need its
+# header directories, which the private copies do not have.
+FPC_SYSTEM_PG_CONFIG=${FPC_SYSTEM_PG_CONFIG:-$(command -v pg_config || echo /usr/bin/pg_config)}
+export FPC_SYSTEM_PG_CONFIG
 
 # private_install SRC DIR
 # Builds the extension from a copy of the tree SRC (warnings are errors) and
@@ -17,14 +22,16 @@ private_install() {
   local src=$1 dir=$2
   local build="$dir/build" inst="$dir/inst"
   local pgbin pglib pgshare f rel
-  pgbin=$(pg_config --bindir); pglib=$(pg_config --pkglibdir); pgshare=$(pg_config --sharedir)
+  local pgc=$FPC_SYSTEM_PG_CONFIG
+  pgbin=$($pgc --bindir); pglib=$($pgc --pkglibdir); pgshare=$($pgc --sharedir)
   mkdir -p "$build"
   (cd "$src" && tar --exclude=.git --exclude=bench/results --exclude=build --exclude='*.o' --exclude='*.so' \
       --exclude='*.bc' -cf - .) | tar -C "$build" -xf -
-  make -s -C "$build" WERROR=1 >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; return 1; }
-  make -s -C "$build" install DESTDIR="$inst" >>"$dir/build.log" 2>&1 || { cat "$dir/build.log"; return 1; }
+  make -s -C "$build" PG_CONFIG="$pgc" WERROR=1 >"$dir/build.log" 2>&1 || { cat "$dir/build.log"; return 1; }
+  make -s -C "$build" PG_CONFIG="$pgc" install DESTDIR="$inst" >>"$dir/build.log" 2>&1 \
+    || { cat "$dir/build.log"; return 1; }
   # The test-only extension (sql/boundary.sql): only ever in private trees.
-  make -s -C "$build/test/selftest" WERROR=1 install DESTDIR="$inst" >>"$dir/build.log" 2>&1 \
+  make -s -C "$build/test/selftest" PG_CONFIG="$pgc" WERROR=1 install DESTDIR="$inst" >>"$dir/build.log" 2>&1 \
     || { cat "$dir/build.log"; return 1; }
   mkdir -p "$inst$pgbin" "$inst$pglib" "$inst$pgshare/extension"
   for f in postgres pg_ctl initdb pg_config pg_basebackup; do

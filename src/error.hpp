@@ -37,6 +37,10 @@ inline constexpr const char *kArraySubscriptError = "2202E";
 inline constexpr const char *kUndefinedObject = "42704";
 inline constexpr const char *kDatatypeMismatch = "42804";
 inline constexpr const char *kOutOfMemory = "53200";
+inline constexpr const char *kSerializationFailure = "40001";
+inline constexpr const char *kInvalidTextRepresentation = "22P02";
+inline constexpr const char *kNumericValueOutOfRange = "22003";
+inline constexpr const char *kProgramLimitExceeded = "54000";
 inline constexpr const char *kInternalError = "XX000";
 }  // namespace sqlstate
 

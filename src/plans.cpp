@@ -43,50 +43,108 @@ namespace {
 bool g_callbacks_registered = false;
 
 struct PlanSpec {
-  const char *sql;  // %s is replaced by the quoted schema name
+  PlanId id;        // checked against the position at start-up of a call
+  const char *sql;  // %s (once) is replaced by the quoted schema name
   int nargs;
   Oid argtypes[5];
 };
 
-// $1 key_hash, $2 key, $3 now (for reads); the table and operators are
-// qualified so that no search_path can redirect them.
+// The table, every operator, function and type are qualified, so that no
+// search_path can redirect them. ORDER BY names its operator too.
 const PlanSpec kPlanSpecs[kPlanCount] = {
-    {"SELECT value, kind, expires_at FROM %s.cache_entries"
+    // $1 key_hash, $2 key, $3 now.
+    {kGetValue,
+     "SELECT value, kind, expires_at FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
      " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3)",
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
-    {"SELECT NULL::pg_catalog.bytea, kind, expires_at FROM %s.cache_entries"
+    {kGetExpiry,
+     "SELECT NULL::pg_catalog.bytea, kind, expires_at FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
      " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3)",
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
     // A set first tries to overwrite: the common case of a cache, a HOT update.
-    {"UPDATE %s.cache_entries SET key = $2, value = $3, kind = $4, expires_at = $5"
+    {kUpdate,
+     "UPDATE %s.cache_entries SET key = $2, value = $3, kind = $4, expires_at = $5"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1",
      5,
      {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
     // No row: insert, or update the row that a concurrent set inserted.
-    {"INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
+    {kUpsert,
+     "INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
      " VALUES ($1, $2, $3, $4, $5)"
      " ON CONFLICT (key_hash) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value,"
      " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at",
      5,
      {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
     // cache_mset: many entries in one statement (distinct key hashes).
-    {"INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
+    {kMultiUpsert,
+     "INSERT INTO %s.cache_entries AS e (key_hash, key, value, kind, expires_at)"
      " SELECT h, k, v, 't', $4"
      " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(h, k, v)"
      " ON CONFLICT (key_hash) DO UPDATE SET key = EXCLUDED.key, value = EXCLUDED.value,"
      " kind = EXCLUDED.kind, expires_at = EXCLUDED.expires_at",
      4,
      {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID}},
-    {"DELETE FROM %s.cache_entries"
+    {kDelete,
+     "DELETE FROM %s.cache_entries"
      " WHERE key_hash OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
      " RETURNING expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $3",
      3,
      {UUIDOID, TEXTOID, TIMESTAMPTZOID}},
-    {"DELETE FROM %s.cache_entries WHERE expires_at OPERATOR(pg_catalog.<=) $1", 1, {TIMESTAMPTZOID}},
+    {kCleanup, "DELETE FROM %s.cache_entries WHERE expires_at OPERATOR(pg_catalog.<=) $1", 1, {TIMESTAMPTZOID}},
+    // Read-modify-write (mutate.cpp): lock the slot, then change it.
+    {kLockRow,
+     "SELECT key, value, kind, expires_at FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+     1,
+     {UUIDOID}},
+    {kLockRowMeta,
+     "SELECT key, NULL::pg_catalog.bytea, kind, expires_at FROM %s.cache_entries"
+     " WHERE key_hash OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+     1,
+     {UUIDOID}},
+    {kUpdateExpiry,
+     "UPDATE %s.cache_entries SET expires_at = $2 WHERE key_hash OPERATOR(pg_catalog.=) $1",
+     2,
+     {UUIDOID, TIMESTAMPTZOID}},
+    {kInsertNew,
+     "INSERT INTO %s.cache_entries (key_hash, key, value, kind, expires_at) VALUES ($1, $2, $3, $4, $5)"
+     " ON CONFLICT (key_hash) DO NOTHING",
+     5,
+     {UUIDOID, TEXTOID, BYTEAOID, CHAROID, TIMESTAMPTZOID}},
+    {kDeleteSlot, "DELETE FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.=) $1", 1, {UUIDOID}},
+    {kLockRows,
+     "SELECT key_hash, key, expires_at FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.=) ANY ($1)"
+     " ORDER BY key_hash USING OPERATOR(pg_catalog.<) FOR UPDATE",
+     1,
+     {UUIDARRAYOID}},
+    {kMultiInsertNew,
+     "INSERT INTO %s.cache_entries (key_hash, key, value, kind, expires_at)"
+     " SELECT h, k, v, 't', $4"
+     " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) AS u(h, k, v)"
+     " ON CONFLICT (key_hash) DO NOTHING",
+     4,
+     {UUIDARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, TIMESTAMPTZOID}},
+    // The keyspace (keyspace.cpp).
+    {kScan,
+     "SELECT key_hash, key, expires_at FROM %s.cache_entries WHERE key_hash OPERATOR(pg_catalog.>=) $1"
+     " ORDER BY key_hash USING OPERATOR(pg_catalog.<) LIMIT $2",
+     2,
+     {UUIDOID, INT8OID}},
+    {kAllKeys, "SELECT key, expires_at FROM %s.cache_entries", 0, {}},
+    {kFlush,
+     "WITH d AS (DELETE FROM %s.cache_entries RETURNING expires_at)"
+     " SELECT pg_catalog.count(*) FILTER (WHERE d.expires_at IS NULL OR d.expires_at OPERATOR(pg_catalog.>) $1)"
+     " FROM d",
+     1,
+     {TIMESTAMPTZOID}},
+    {kDbSize,
+     "SELECT pg_catalog.count(*) FROM %s.cache_entries"
+     " WHERE expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $1",
+     1,
+     {TIMESTAMPTZOID}},
 };
 
 // Plans replaced while some plan was executing, freed when none is.
@@ -120,9 +178,9 @@ void FreeRetiredPlans() {
   }
 }
 
-// Prepares every plan for `schema`; the previous ones are retired. Connects
-// to SPI itself. PostgreSQL calls only: runs inside one Guarded() step.
-void PreparePlans(Oid schema) {
+// Makes the plans ready for `schema`: the previous ones are retired, and
+// each is prepared again when first used (PlanFor). PostgreSQL calls only.
+void ResetPlans(Oid schema) {
   g_plans.valid = false;
   for (SPIPlanPtr &plan : g_plans.plans) {
     if (plan == nullptr) continue;
@@ -138,20 +196,26 @@ void PreparePlans(Oid schema) {
   char *nspname = get_namespace_name(schema);
   if (nspname == nullptr)
     ereport(ERROR, (errcode(ERRCODE_UNDEFINED_SCHEMA), errmsg("schema of fastpgcache does not exist")));
-  const char *qualified = quote_identifier(nspname);
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "fastpgcache: SPI_connect failed");
-  for (int i = 0; i < kPlanCount; i++) {
-    const PlanSpec &spec = kPlanSpecs[i];
-    char *sql = psprintf(spec.sql, qualified);
-    SPIPlanPtr plan = SPI_prepare_cursor(sql, spec.nargs, const_cast<Oid *>(spec.argtypes), CURSOR_OPT_GENERIC_PLAN);
-    if (plan == nullptr) elog(ERROR, "fastpgcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-    if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache: SPI_keepplan failed");
-    g_plans.plans[i] = plan;
-  }
-  if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "fastpgcache: SPI_finish failed");
+  strlcpy(g_plans.quoted_schema, quote_identifier(nspname), sizeof g_plans.quoted_schema);
   g_plans.schema = schema;
   g_plans.schema_hash = GetSysCacheHashValue1(NAMESPACEOID, ObjectIdGetDatum(schema));
   g_plans.valid = true;
+}
+
+// The kept plan `id`, prepared now if it is not yet. Needs an SPI
+// connection. PostgreSQL calls only.
+SPIPlanPtr PlanFor(PlanId id) {
+  SPIPlanPtr plan = g_plans.plans[id];
+  if (plan != nullptr) return plan;
+  const PlanSpec &spec = kPlanSpecs[id];
+  if (spec.id != id) elog(ERROR, "fastpgcache: plan table out of order at %d", static_cast<int>(id));
+  const char *schema = g_plans.quoted_schema;
+  char *sql = psprintf(spec.sql, schema);  // each statement names the table once
+  plan = SPI_prepare_cursor(sql, spec.nargs, const_cast<Oid *>(spec.argtypes), CURSOR_OPT_GENERIC_PLAN);
+  if (plan == nullptr) elog(ERROR, "fastpgcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+  if (SPI_keepplan(plan) != 0) elog(ERROR, "fastpgcache: SPI_keepplan failed");
+  g_plans.plans[id] = plan;
+  return plan;
 }
 
 // Looks up the table and its key_hash index in `schema`. PostgreSQL calls
@@ -162,7 +226,9 @@ void LookUpTable(Oid schema) {
   g_table.relid = get_relname_relid("cache_entries", schema);
   g_table.index = get_relname_relid("cache_entries_pkey", schema);
   if (!IndexAllowsDirectPaths(g_table.relid, g_table.index)) g_table.index = InvalidOid;
-  g_table.bad_column = SqlColumnMismatch(g_table.relid, &g_table.bad_type, &g_table.good_type);
+  for (int write = 0; write < 2; write++)
+    g_table.bad_column[write] =
+        SqlColumnMismatch(g_table.relid, write == 1, &g_table.bad_type[write], &g_table.good_type[write]);
   g_table.valid = true;
 }
 
@@ -182,18 +248,19 @@ void EnsurePlans(Oid schema) {
       g_callbacks_registered = true;
     }
     FreeRetiredPlans();
-    if (!g_plans.valid || g_plans.schema != schema) PreparePlans(schema);
+    if (!g_plans.valid || g_plans.schema != schema) ResetPlans(schema);
     if (!g_table.valid || g_table.schema != schema) LookUpTable(schema);
   });
 }
 
-void CheckSqlColumns() {
-  if (g_table.bad_column == nullptr) return;
-  std::string actual = Guarded([&] { return format_type_be(g_table.bad_type); });
-  std::string wanted = Guarded([&] { return format_type_be(g_table.good_type); });
+void CheckSqlColumns(bool for_write) {
+  int i = for_write ? 1 : 0;
+  if (g_table.bad_column[i] == nullptr) return;
+  std::string actual = Guarded([&] { return format_type_be(g_table.bad_type[i]); });
+  std::string wanted = Guarded([&] { return format_type_be(g_table.good_type[i]); });
   throw CacheError(sqlstate::kDatatypeMismatch,
-                   std::string("column ") + g_table.bad_column + " of cache_entries has type " + actual + ", not " +
-                       wanted,
+                   std::string("column ") + g_table.bad_column[i] + " of cache_entries has type " + actual +
+                       ", not " + wanted,
                    "The table was altered by hand; fastpgcache cannot use it.",
                    "Restore the column's type, or drop and create the extension again.");
 }
@@ -220,10 +287,10 @@ SpiCall::SpiCall() : outer_(CurrentMemoryContext) {
 uint64 SpiCall::Execute(PlanId id, Datum *values, const char *nulls, long max_rows, Snapshot snapshot) {
   PlanUse use;  // the plan must not be freed by a nested call while it runs
   int rc = Guarded([&] {
+    SPIPlanPtr plan = PlanFor(id);
     if (snapshot != nullptr)
-      return SPI_execute_snapshot(g_plans.plans[id], values, nulls, snapshot, InvalidSnapshot, false, true,
-                                  max_rows);
-    return SPI_execute_plan(g_plans.plans[id], values, nulls, false, max_rows);
+      return SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, true, max_rows);
+    return SPI_execute_plan(plan, values, nulls, false, max_rows);
   });
   if (rc < 0)
     throw CacheError(sqlstate::kInternalError, std::string("fastpgcache: SPI_execute_plan failed: ") +
@@ -255,10 +322,23 @@ Datum SpiCall::CopyOut(Datum value) {
   });
 }
 
+void SpiCall::OpenCursor(PlanId id, Datum *values, const char *nulls) {
+  cursor_use_.emplace();
+  portal_ = Guarded([&] { return SPI_cursor_open(nullptr, PlanFor(id), values, nulls, true); });
+}
+
+uint64 SpiCall::Fetch(long count) {
+  Guarded([&] { SPI_cursor_fetch(portal_, true, count); });
+  return SPI_processed;
+}
+
 void SpiCall::Finish() {
-  Guarded([] {
+  Guarded([&] {
+    if (portal_ != nullptr) SPI_cursor_close(portal_);
+    portal_ = nullptr;
     if (SPI_finish() != SPI_OK_FINISH) elog(ERROR, "fastpgcache: SPI_finish failed");
   });
+  cursor_use_.reset();
 }
 
 }  // namespace fastpgcache

@@ -16,6 +16,7 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -81,7 +82,14 @@ Direct IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bo
     table_close(rel, AccessShareLock);
     return Direct::kUseSql;
   }
-  Relation irel = index_open(g_table.index, AccessShareLock);
+  // The index can be gone although the table's lock was taken after it was
+  // looked up (REINDEX CONCURRENTLY drops the old one): look again.
+  Relation irel = try_relation_open(g_table.index, AccessShareLock);
+  if (irel == nullptr || !g_table.valid || irel->rd_rel->relkind != RELKIND_INDEX) {
+    if (irel != nullptr) relation_close(irel, AccessShareLock);
+    table_close(rel, AccessShareLock);
+    return Direct::kPlansChanged;
+  }
   bool own_snapshot = snapshot == nullptr;
   if (own_snapshot) snapshot = FreshSnapshot();
   IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
@@ -114,15 +122,15 @@ Direct IndexScanFind(const text *key, const pg_uuid_t &hash, TimestampTz now, bo
 
 }  // namespace
 
-Entry Find(FunctionCallInfo fcinfo, const text *key, bool want_value, Snapshot snapshot) {
+Entry Find(Oid schema, const text *key, bool want_value, Snapshot snapshot) {
   pg_uuid_t hash = KeyHash(key);
   TimestampTz now = GetCurrentTimestamp();
   Entry entry;
-  EnsurePlans(FunctionSchema(fcinfo));
-  if (RunDirect(fcinfo, guc::index_scan_reads,
+  EnsurePlans(schema);
+  if (RunDirect(schema, guc::index_scan_reads,
                 [&] { return IndexScanFind(key, hash, now, want_value, snapshot, &entry); }) == Direct::kDone)
     return entry;
-  CheckSqlColumns();
+  CheckSqlColumns(false);
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(now)};
   SpiCall spi;
   if (spi.Execute(want_value ? kGetValue : kGetExpiry, values, nullptr, 1, snapshot) > 0) {
@@ -154,8 +162,8 @@ void ThrowNullColumn(const char *column) {
                    "Delete the entry, or restore the column's NOT NULL constraint.");
 }
 
-Entry FindValue(FunctionCallInfo fcinfo, const text *key, Snapshot snapshot) {
-  Entry entry = Find(fcinfo, key, true, snapshot);
+Entry FindValue(Oid schema, const text *key, Snapshot snapshot) {
+  Entry entry = Find(schema, key, true, snapshot);
   StatsAdd(entry.found ? kStatHits : kStatMisses);
   return entry;
 }

@@ -78,16 +78,19 @@ bool TupleShapeMatches(Relation rel) {
   return true;
 }
 
-const char *SqlColumnMismatch(Oid relid, Oid *actual, Oid *expected) {
+const char *SqlColumnMismatch(Oid relid, bool for_write, Oid *actual, Oid *expected) {
   if (!OidIsValid(relid)) return nullptr;  // the SQL reports the missing table
   for (const ColumnSpec &spec : kColumns) {
     AttrNumber attnum = get_attnum(relid, spec.name);
     if (attnum == InvalidAttrNumber) return nullptr;  // the SQL reports the missing column
     Oid type = get_atttype(relid, attnum);
-    // varchar reads and compares as text; every other type must be exact:
-    // the SQL would convert a bytea value into a text column's escape form,
-    // or a timestamptz into local time, without an error.
-    if (type == spec.type || (spec.type == TEXTOID && type == VARCHAROID)) continue;
+    // varchar reads and compares as text; a text value reads as bytea (the
+    // same bytes) but cannot be written (SQL would store a bytea value in
+    // its escaped text form); every other type must be exact (SQL would
+    // convert a timestamptz into local time without an error, say).
+    if (type == spec.type || (spec.type == TEXTOID && type == VARCHAROID) ||
+        (!for_write && spec.type == BYTEAOID && type == TEXTOID))
+      continue;
     *actual = type;
     *expected = spec.type;
     return spec.name;

@@ -15,6 +15,7 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -59,7 +60,14 @@ Direct DirectUpdate(const pg_uuid_t &hash, const text *key, Datum value, char ki
     table_close(rel, RowExclusiveLock);
     return Direct::kUseSql;
   }
-  Relation irel = index_open(g_table.index, RowExclusiveLock);
+  // The index can be gone although the table's lock was taken after it was
+  // looked up (REINDEX CONCURRENTLY drops the old one): look again.
+  Relation irel = try_relation_open(g_table.index, RowExclusiveLock);
+  if (irel == nullptr || !g_table.valid || irel->rd_rel->relkind != RELKIND_INDEX) {
+    if (irel != nullptr) relation_close(irel, RowExclusiveLock);
+    table_close(rel, RowExclusiveLock);
+    return Direct::kPlansChanged;
+  }
   Snapshot snapshot = FreshSnapshot();
   IndexScanDesc scan = BeginHashScan(rel, irel, snapshot, hash);
   TupleTableSlot *old_slot = table_slot_create(rel, nullptr);
@@ -117,17 +125,17 @@ void CheckWritable(const char *function) {
   });
 }
 
-void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
+void Store(Oid schema, const text *key, Datum value, char kind, bool expires, TimestampTz expires_at) {
   CheckWritable("cache_set()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   pg_uuid_t hash = KeyHash(key);
   Direct outcome =
-      RunDirect(fcinfo, guc::direct_writes, [&] { return DirectUpdate(hash, key, value, kind, expires, expires_at); });
+      RunDirect(schema, guc::direct_writes, [&] { return DirectUpdate(hash, key, value, kind, expires, expires_at); });
   if (outcome == Direct::kDone) {
     StatsAdd(kStatSets);
     return;
   }
-  CheckSqlColumns();
+  CheckSqlColumns(true);
   bool try_update = outcome != Direct::kNoRow;  // no row: insert at once
   Datum values[5] = {UUIDPGetDatum(&hash), PointerGetDatum(key), value, CharGetDatum(kind),
                      TimestampTzGetDatum(expires_at)};
@@ -138,9 +146,9 @@ void Store(FunctionCallInfo fcinfo, const text *key, Datum value, char kind, boo
   StatsAdd(kStatSets);
 }
 
-bool Delete(FunctionCallInfo fcinfo, const text *key) {
+bool Delete(Oid schema, const text *key) {
   CheckWritable("cache_delete()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   pg_uuid_t hash = KeyHash(key);
   Datum values[3] = {UUIDPGetDatum(&hash), PointerGetDatum(key), TimestampTzGetDatum(GetCurrentTimestamp())};
   bool live = false;
@@ -154,9 +162,9 @@ bool Delete(FunctionCallInfo fcinfo, const text *key) {
   return live;
 }
 
-uint64 Cleanup(FunctionCallInfo fcinfo) {
+uint64 Cleanup(Oid schema) {
   CheckWritable("cache_cleanup()");
-  EnsurePlans(FunctionSchema(fcinfo));
+  EnsurePlans(schema);
   Datum values[1] = {TimestampTzGetDatum(GetCurrentTimestamp())};
   SpiCall spi;
   uint64 deleted = spi.Execute(kCleanup, values, nullptr, 0);
@@ -165,7 +173,7 @@ uint64 Cleanup(FunctionCallInfo fcinfo) {
   return deleted;
 }
 
-void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const std::vector<text *> &values,
+void MultiSet(Oid schema, const std::vector<text *> &keys, const std::vector<text *> &values,
               bool expires, TimestampTz expires_at) {
   CheckWritable("cache_mset()");
   // One row per distinct key hash; the last occurrence wins.
@@ -199,8 +207,8 @@ void MultiSet(FunctionCallInfo fcinfo, const std::vector<text *> &keys, const st
   });
   args[3] = TimestampTzGetDatum(expires_at);
   const char nulls[4] = {' ', ' ', ' ', expires ? ' ' : 'n'};
-  EnsurePlans(FunctionSchema(fcinfo));
-  CheckSqlColumns();
+  EnsurePlans(schema);
+  CheckSqlColumns(true);
   SpiCall spi;
   spi.Execute(kMultiUpsert, args, nulls, 0);
   spi.Finish();

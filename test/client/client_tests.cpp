@@ -7,9 +7,15 @@
 //   client_tests misc        FPC_HOST FPC_PORT FPC_SUPER_CONNINFO FPC_SUPER_PASSWORD FPC_APP_PASSWORD
 //                            FPC_EXT_AVAILABLE (0|1): connection strings, TLS defaults,
 //                            extension schemas, a hijacked fallback table
+//                            TLS: FPC_RECORDER_PORT FPC_RECORD_FILE FPC_TLS_CA FPC_TLS_HOSTNAME
+//                            FPC_TLS_USER FPC_TLS_PASSWORD; German server: FPC_DE_PORT
+//                            FPC_DE_USER FPC_DE_PASSWORD
 //   client_tests databricks  FPC_HOST FPC_PORT FPC_DB FPC_USER FPC_SUPER_CONNINFO
 //                            FPC_DBX_URL FPC_DBX_PAT FPC_DBX_CLIENT_ID FPC_DBX_CLIENT_SECRET
-//                            FPC_DBX_INSTANCE FPC_SOAK_SECONDS FPC_TMP
+//                            FPC_DBX_INSTANCE FPC_DBX_ENDPOINT FPC_FAKE_CLI_DIR FPC_SOAK_SECONDS FPC_TMP
+//   client_tests freeze      api variables + FPC_PGDATA: SIGSTOPs the cluster (deadlines)
+//   client_tests restart     api variables + FPC_RESTART_CMD (crash restart of the server)
+// api also uses FPC_REDIS_PORT (a reference redis-server for multi-key semantics).
 // Prints TAP-like lines and a final "RESULT <passed> <failed>".
 #include <fastpgcache/client.hpp>
 
@@ -17,14 +23,27 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <iterator>
+#include <list>
+#include <map>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using fastpgcache::Backend;
@@ -37,7 +56,14 @@ namespace {
 std::atomic<int> g_pass{0}, g_fail{0};
 std::mutex g_out;
 
-void report(bool ok, const std::string& name, const std::string& detail = {}) {
+std::string one_line(std::string s) {
+    for (char& c : s)
+        if (c == '\n' || c == '\r') c = ' ';
+    return s;
+}
+
+void report(bool ok, const std::string& raw_name, const std::string& raw_detail = {}) {
+    const std::string name = one_line(raw_name), detail = one_line(raw_detail);
     std::lock_guard<std::mutex> lk(g_out);
     if (ok) {
         ++g_pass;
@@ -153,6 +179,67 @@ struct Super {
         return scalar_ll("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", app);
     }
 };
+
+std::string ms(std::chrono::steady_clock::duration d) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms";
+}
+
+// The table the cache functions use in the current database (extension
+// schema or public).
+template <class S>
+std::string cache_table(S& db) {
+    const std::string schema = db.value(
+        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = 'cache_entries' ORDER BY n.nspname = 'public' LIMIT 1");
+    return "\"" + schema + "\".cache_entries";
+}
+
+// Runs a redis-cli command against the reference redis-server
+// (FPC_REDIS_PORT); returns its output without the trailing newline.
+std::string redis(const std::string& cmd) {
+    const std::string port = env("FPC_REDIS_PORT");
+    if (port.empty()) throw std::runtime_error("FPC_REDIS_PORT is not set: no reference redis-server");
+    std::string full = "redis-cli -p " + port + " " + cmd + " 2>&1";
+    FILE* p = popen(full.c_str(), "r");
+    if (!p) throw std::runtime_error("popen redis-cli failed");
+    std::string out;
+    char buf[256];
+    while (std::fgets(buf, sizeof buf, p)) out += buf;
+    pclose(p);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    return out;
+}
+long long redis_int(const std::string& cmd) {
+    std::string out = redis(cmd);
+    if (out.rfind("(integer) ", 0) == 0) out = out.substr(10);
+    return std::stoll(out);
+}
+
+// Runs fn with file descriptor 2 redirected to a file; returns what was written.
+template <class F>
+std::string capture_stderr(F&& fn) {
+    std::fflush(stderr);
+    std::string path = env("FPC_TMP", "/tmp") + "/stderr-capture." + std::to_string(getpid());
+    int saved = dup(2);
+    int fd = ::open(path.c_str(), O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    dup2(fd, 2);
+    ::close(fd);
+    try {
+        fn();
+    } catch (...) {
+        std::fflush(stderr);
+        dup2(saved, 2);
+        ::close(saved);
+        throw;
+    }
+    std::fflush(stderr);
+    dup2(saved, 2);
+    ::close(saved);
+    std::ifstream in(path);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::remove(path.c_str());
+    return text;
+}
 
 Options base_options(const std::string& app) {
     Options o;
@@ -478,24 +565,45 @@ void api_tests() {
             }
             CHECK(got == std::optional<std::string>("v"), "get (idempotent) is retried on a new connection");
         }
+        // Writes are never re-sent once they may have reached the server:
+        // the caller gets OutcomeUnknownError (08007) and decides.
         {
             auto [w, f] = killed_during([&] { return c.set("retry:k", "v2", 60); });
-            bool ok = false;
-            try {
-                ok = f.get();
-            } catch (const std::exception&) {
-            }
-            CHECK(w && ok && c.get("retry:k") == std::optional<std::string>("v2"), "set (idempotent in effect) is retried");
+            CHECK(w, "set was blocked on the lock when its backend was terminated");
+            expect_error<fastpgcache::OutcomeUnknownError>("set is not re-sent once sent: OutcomeUnknownError", "08007",
+                                                           [&] { f.get(); });
+            CHECK(c.get("retry:k") == std::optional<std::string>("v"), "the killed set did not happen and was not repeated");
+        }
+        {
+            auto [w, f] = killed_during([&] { return c.set_bytes("retry:k", "b2"); });
+            expect_error<fastpgcache::OutcomeUnknownError>("set_bytes is not re-sent once sent", "08007", [&] { f.get(); });
+        }
+        {
+            auto [w, f] = killed_during([&] { return c.mset({{"retry:k", "m2"}, {"retry:k2", "m2"}}); });
+            expect_error<fastpgcache::OutcomeUnknownError>("mset is not re-sent once sent", "08007", [&] { f.get(); });
+            CHECK(c.get("retry:k") == std::optional<std::string>("v") && !c.exists("retry:k2"), "and it did not happen");
         }
         {
             auto [w, f] = killed_during([&] { return c.del("retry:k"); });
             CHECK(w, "del was blocked on the lock when its backend was terminated");
-            expect_error<fastpgcache::ConnectionError>("del is not retried once sent: a ConnectionError", "", [&] { f.get(); });
+            std::string what;
+            expect_error<fastpgcache::OutcomeUnknownError>("del is not re-sent once sent: OutcomeUnknownError", "08007",
+                                                           [&] { f.get(); }, &what);
+            CHECK(what.find("may or may not") != std::string::npos, "the message says the outcome is unknown: " + what);
             CHECK(c.exists("retry:k"), "(the killed del did not happen, and was not repeated behind the caller's back)");
         }
         {
             auto [w, f] = killed_during([&] { return c.cleanup(); });
-            expect_error<fastpgcache::ConnectionError>("cleanup is not retried once sent", "", [&] { f.get(); });
+            expect_error<fastpgcache::OutcomeUnknownError>("cleanup is not re-sent once sent", "08007", [&] { f.get(); });
+        }
+        {
+            auto [w, f] = killed_during([&] { return c.exists({"retry:k", "retry:k"}); });
+            long long n = -1;
+            try {
+                n = f.get();
+            } catch (const std::exception&) {
+            }
+            CHECK(w && n == 2, "exists (a read) over several keys is retried");
         }
         // Dead at checkout: never sent, so even del goes through on a new connection.
         CHECK(c.exists("retry:k"), "(a pooled connection again)");
@@ -536,6 +644,281 @@ void api_tests() {
             s.get("native:k");
         }
         CHECK(c.pool_stats().discarded == d1, "a session that did not use native() returns its connection to the pool");
+    });
+
+    test("a retry after a broken connection uses a new connection, not another pooled one", [&] {
+        Super su;
+        Super lock(env("FPC_DB"));
+        const std::string table = cache_table(lock);
+        Options p = base_options("fpc-fresh");
+        p.minconn = 2;
+        p.maxconn = 2;
+        FastPgCache c(p);
+        c.set("fresh:k", "v");
+        for (int i = 0; i < 100 && c.pool_stats().idle < 2; ++i) std::this_thread::sleep_for(50ms);
+        CHECK(c.pool_stats().idle == 2, "two idle connections");
+        const auto opened0 = c.pool_stats().opened;
+        lock.exec("BEGIN");
+        lock.exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE");
+        auto fut = std::async(std::launch::async, [&] { return c.get("fresh:k"); });
+        std::string pid;
+        for (int i = 0; i < 200 && pid.empty(); ++i) {
+            pid = su.value("SELECT pid::text FROM pg_stat_activity WHERE application_name = 'fpc-fresh' AND wait_event_type = 'Lock'");
+            if (pid.empty()) std::this_thread::sleep_for(50ms);
+        }
+        CHECK(!pid.empty(), "the get waits on the lock");
+        su.value("SELECT pg_terminate_backend($1::int)", {pid});
+        std::this_thread::sleep_for(200ms);
+        lock.exec("ROLLBACK");
+        std::optional<std::string> got;
+        try {
+            got = fut.get();
+        } catch (const std::exception&) {
+        }
+        CHECK(got == std::optional<std::string>("v"), "the read is retried");
+        CHECK(c.pool_stats().opened >= opened0 + 1, "on a newly opened connection (opened " + std::to_string(opened0) +
+                                                        " -> " + std::to_string(c.pool_stats().opened) + ")");
+    });
+
+    test("Redis multi-key DEL/EXISTS/MGET over ranges and initializer lists", [&] {
+        cache.mset({{"rk:a", "1"}, {"rk:b", "2"}, {"rk:c", "3"}});
+        redis("MSET rk:a 1 rk:b 2 rk:c 3");
+        CHECK(cache.exists({"rk:a", "rk:a", "rk:missing", "rk:b"}) == redis_int("EXISTS rk:a rk:a rk:missing rk:b"),
+              "EXISTS counts a repeated key each time, like redis-server");
+        std::vector<std::string> ks = {"rk:a", "rk:b", "rk:c", "rk:missing"};
+        std::list<std::string> as_list(ks.begin(), ks.end());
+        auto vals = cache.mget(as_list.begin(), as_list.end());
+        CHECK(vals.size() == 4 && vals[0] == std::optional<std::string>("1") && !vals[3], "mget over an iterator range (std::list)");
+        std::set<std::string_view> sv = {"rk:a", "rk:b"};
+        CHECK(cache.exists(sv.begin(), sv.end()) == 2, "exists over a range of string_view");
+        std::map<std::string, std::string> m = {{"rk:m1", "x"}, {"rk:m2", "y"}};
+        CHECK(cache.mset(m.begin(), m.end(), 60) == 2 && cache.get("rk:m2") == std::optional<std::string>("y"),
+              "mset over a std::map");
+        CHECK(cache.del({"rk:a", "rk:a", "rk:missing"}) == redis_int("DEL rk:a rk:a rk:missing"),
+              "DEL counts a repeated key once, like redis-server");
+        CHECK(cache.del(ks.begin(), ks.end()) == redis_int("DEL rk:a rk:b rk:c rk:missing"), "DEL over an iterator range");
+        CHECK(cache.del(std::vector<std::string>{}) == 0 && cache.exists(std::vector<std::string>{}) == 0, "empty key lists");
+        const std::string nk("rk:\0x", 5);
+        expect_error<fastpgcache::Error>("a NUL in one key of a list is refused (22021)", "22021", [&] { cache.del({"rk:m1", nk}); });
+        CHECK(cache.exists("rk:m1"), "and nothing was deleted");
+        cache.del({"rk:m1", "rk:m2"});
+    });
+
+    test("ping", [&] {
+        CHECK(cache.ping() == "PONG", "ping() returns PONG");
+        CHECK(cache.ping("hello ✓") == "hello ✓", "ping(message) echoes the message through the server");
+    });
+
+    test("FastPgCache is movable", [&] {
+        FastPgCache a(base_options("fpc-move"));
+        a.set("mv:k", "v");
+        FastPgCache b(std::move(a));
+        CHECK(b.get("mv:k") == std::optional<std::string>("v"), "the moved-to object works");
+        expect_error<fastpgcache::Error>("the moved-from object throws Error", "", [&] { a.get("mv:k"); });
+        expect_error<fastpgcache::Error>("setup() on the moved-from object throws Error (no crash)", "", [&] { a.setup(); });
+        std::vector<FastPgCache> v;
+        v.push_back(std::move(b));
+        CHECK(v[0].exists("mv:k"), "it can live in a std::vector");
+        FastPgCache c2(base_options("fpc-move2"));
+        c2 = std::move(v[0]);
+        CHECK(c2.del("mv:k"), "move assignment");
+    });
+
+    test("lazy connection", [&] {
+        Super su;
+        Options lz = base_options("fpc-lazy");
+        lz.lazy_connect = true;
+        lz.minconn = 2;
+        lz.auto_setup = true;
+        FastPgCache c(lz);
+        CHECK(c.pool_stats().open == 0 && su.count("fpc-lazy") == 0, "nothing is opened by the constructor");
+        CHECK(c.backend() == Backend::Unknown, "auto_setup waits for the first operation");
+        CHECK(c.set("lazy:k", "v"), "the first operation connects");
+        CHECK(c.backend() != Backend::Unknown, "and ran setup() first");
+        for (int i = 0; i < 100 && su.count("fpc-lazy") < 2; ++i) std::this_thread::sleep_for(50ms);
+        CHECK(su.count("fpc-lazy") == 2, "then minconn connections are kept open");
+        Options down = base_options("fpc-lazy-down");
+        down.port = 1;
+        down.lazy_connect = true;
+        bool constructed = false;
+        try {
+            FastPgCache d(down);
+            constructed = true;
+            expect_error<fastpgcache::ConnectionError>("an unreachable server: the first operation fails", "08001", [&] { d.get("x"); });
+        } catch (const std::exception&) {
+        }
+        CHECK(constructed, "lazy: the constructor does not throw for an unreachable server");
+    });
+
+    test("per-call deadlines: a statement stuck on a lock is cancelled", [&] {
+        Super su;
+        Super lock(env("FPC_DB"));
+        const std::string table = cache_table(lock);
+        Options p = base_options("fpc-deadline");
+        p.minconn = 2;
+        FastPgCache c(p);
+        c.set("dl:k", "v");
+        // Each short-deadline call below discards its connection; the next
+        // one gets an idle connection refilled in the background.
+        auto idle = [&c] {
+            for (int i = 0; i < 100 && c.pool_stats().idle < 1; ++i) std::this_thread::sleep_for(50ms);
+        };
+        idle();
+        lock.exec("BEGIN");
+        lock.exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE");
+        auto t0 = std::chrono::steady_clock::now();
+        expect_error<fastpgcache::TimeoutError>("a read past its deadline: TimeoutError (57014)", "57014",
+                                                [&] { c.with_timeout(300ms).get("dl:k"); });
+        auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took >= 290ms && took < 5s, "it returned at its deadline (" + ms(took) + ")");
+        idle();
+        std::string what;
+        try {
+            c.with_timeout(300ms).set("dl:k", "v2");
+            report(false, "a sent write past its deadline: OutcomeUnknownError", "no exception");
+        } catch (const fastpgcache::OutcomeUnknownError& e) {
+            report(e.timed_out() && e.sqlstate() == "08007", "a sent write past its deadline: OutcomeUnknownError, timed_out()");
+        }
+        bool cancelled = false;
+        for (int i = 0; i < 100 && !cancelled; ++i) {
+            cancelled = su.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'fpc-deadline' AND wait_event_type = 'Lock'") == "0";
+            if (!cancelled) std::this_thread::sleep_for(50ms);
+        }
+        CHECK(cancelled, "the server-side statements were cancelled (PQcancel), not left waiting");
+        lock.exec("ROLLBACK");
+        CHECK(c.get("dl:k") == std::optional<std::string>("v"), "the cancelled set did not run; the pool works afterwards");
+        auto until = std::chrono::steady_clock::now() + 2s;
+        CHECK(c.with_deadline(until).get("dl:k").has_value(), "with_deadline(time_point)");
+        CHECK(c.pool_stats().timeouts >= 2, "pool_stats().timeouts counts them");
+        Options q = base_options("fpc-deadline2");
+        q.operation_timeout = 300ms;
+        FastPgCache c3(q);
+        lock.exec("BEGIN");
+        lock.exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE");
+        expect_error<fastpgcache::TimeoutError>("Options::operation_timeout applies to every call", "57014", [&] { c3.exists("dl:k"); });
+        lock.exec("ROLLBACK");
+        auto s = c.session();
+        s.set_timeout(300ms);
+        lock.exec("BEGIN");
+        lock.exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE");
+        expect_error<fastpgcache::TimeoutError>("a Session's operations have deadlines too", "57014", [&] { s.get("dl:k"); });
+        lock.exec("ROLLBACK");
+    });
+
+    test("metrics hook", [&] {
+        struct Rec {
+            std::string op, sqlstate;
+            bool ok, write;
+            int retries;
+            std::chrono::nanoseconds latency, pool_wait;
+        };
+        auto recs = std::make_shared<std::vector<Rec>>();
+        auto mu = std::make_shared<std::mutex>();
+        Options p = base_options("fpc-metrics");
+        p.minconn = 1;
+        p.maxconn = 1;
+        p.on_operation = [recs, mu](const fastpgcache::OperationMetrics& m) {
+            std::lock_guard<std::mutex> lk(*mu);
+            recs->push_back({std::string(m.operation), std::string(m.sqlstate), m.ok, m.write, m.retries, m.latency, m.pool_wait});
+            if (m.operation == "ping") throw std::runtime_error("a throwing hook is ignored");
+        };
+        FastPgCache c(p);
+        c.set("mt:k", "v");
+        c.get("mt:k");
+        try {
+            c.set("mt:k", "v", 0);
+        } catch (const fastpgcache::Error&) {
+        }
+        CHECK(c.ping() == "PONG", "an exception from the hook is ignored");
+        {
+            auto s = c.session();
+            std::thread t([&] { std::this_thread::sleep_for(200ms); });
+            auto fut = std::async(std::launch::async, [&] { return c.get("mt:k"); });  // waits for the session's connection
+            std::this_thread::sleep_for(300ms);
+            t.join();
+            s.get("mt:k");
+            (void)fut;
+            { auto drop = std::move(s); }
+            fut.get();
+        }
+        Super su;
+        su.terminate("fpc-metrics");
+        c.get("mt:k");  // found dead at checkout, or retried
+        std::lock_guard<std::mutex> lk(*mu);
+        bool shape = recs->size() >= 6 && (*recs)[0].op == "set" && (*recs)[0].write && (*recs)[0].ok &&
+                     (*recs)[1].op == "get" && !(*recs)[1].write && (*recs)[2].op == "set" && !(*recs)[2].ok &&
+                     (*recs)[2].sqlstate == "22023" && (*recs)[3].op == "ping";
+        CHECK(shape, "one record per operation: name, read/write, ok, SQLSTATE of the error");
+        bool waited = false, latency_ok = true;
+        for (auto& r : *recs) {
+            waited = waited || (r.op == "get" && r.pool_wait >= 150ms);
+            latency_ok = latency_ok && r.latency >= r.pool_wait && r.latency.count() > 0;
+        }
+        CHECK(waited, "pool_wait shows the wait for a busy pool");
+        CHECK(latency_ok, "latency covers the pool wait");
+    });
+
+    test("smaller defects: null value, Ttl overflow, unrepresentable JSON, lifetime, refill, notices", [&] {
+        const char* null_value = nullptr;
+        expect_error<fastpgcache::Error>("set(key, nullptr) is an Error (22004), not a crash", "22004",
+                                         [&] { cache.set("nullv", null_value); });
+        expect_error<fastpgcache::Error>("set(key, nullptr literal) too", "22004", [&] { cache.set("nullv", nullptr); });
+        expect_error<fastpgcache::Error>("a ttl beyond 32 bits is an Error (22023), not std::out_of_range", "22023",
+                                         [&] { cache.set("k", "v", 1LL << 40); });
+        {
+            Super db(env("FPC_DB"));
+            const std::string schema = db.value("SELECT n.nspname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                                                "WHERE p.proname = 'cache_set' ORDER BY n.nspname = 'public' LIMIT 1");
+            db.value("SELECT \"" + schema + "\".cache_set('json:huge', '1e400'::jsonb)");
+        }
+        expect_error<fastpgcache::Error>("a JSON number nlohmann cannot hold is an Error (22003), not nlohmann's out_of_range",
+                                         "22003", [&] { cache.get_json("json:huge"); });
+        CHECK(cache.get("json:huge").has_value(), "(the text is still readable)");
+        cache.del("json:huge");
+
+        Super su;
+        Options lt = base_options("fpc-lifetime");
+        lt.minconn = 1;
+        lt.maxconn = 1;
+        lt.max_connection_lifetime = 800ms;
+        FastPgCache c(lt);
+        c.set("lt:k", "v");
+        const std::string pid1 = su.value("SELECT pid::text FROM pg_stat_activity WHERE application_name = 'fpc-lifetime'");
+        std::this_thread::sleep_for(1200ms);
+        std::string pid2;
+        {
+            auto s = c.session();  // the backend this checkout got (native() then closes it)
+            pid2 = std::to_string(PQbackendPID(s.native()));
+        }
+        CHECK(!pid1.empty() && pid2 != pid1,
+              "max_connection_lifetime is checked when an idle connection is handed out (backend " + pid1 + " -> " + pid2 + ")");
+
+        Options rf = base_options("fpc-refill");
+        rf.minconn = 3;
+        rf.maxconn = 4;
+        FastPgCache r(rf);
+        CHECK(su.count("fpc-refill") == 3, "minconn connections open");
+        CHECK(su.terminate("fpc-refill") == 3, "all terminated (as by a server restart)");
+        CHECK(r.get("lt:k").has_value(), "the next operation works");
+        bool refilled = false;
+        for (int i = 0; i < 100 && !refilled; ++i) {
+            refilled = su.count("fpc-refill") == 3 && r.pool_stats().open == 3;
+            if (!refilled) std::this_thread::sleep_for(100ms);
+        }
+        CHECK(refilled, "the pool refills minconn in the background");
+
+        // Startup messages (here DEBUG lines, a FATAL during startup in the
+        // field) must not reach stderr: the notice handler is installed
+        // before the connection starts.
+        Options nz = base_options("fpc-noisy");
+        nz.connection_string = "host=" + env("FPC_HOST") + " port=" + env("FPC_PORT") + " dbname=" + env("FPC_DB") + " user=" +
+                               env("FPC_USER") + " options='-c client_min_messages=debug5'";
+        const std::string captured = capture_stderr([&] {
+            FastPgCache n(nz);
+            n.get("lt:k");
+        });
+        CHECK(captured.find("DEBUG") == std::string::npos, "libpq printed nothing to stderr while connecting: [" +
+                                                             captured.substr(0, 200) + "]");
     });
 
     if (expect == "fallback") {
@@ -648,6 +1031,186 @@ void misc_tests() {
         CHECK(param(fastpgcache::detail::connection_params(l), "sslmode") == "<unset>", "other hosts: libpq's default");
     });
 
+    test("a token provider's token travels only over TLS", [&] {
+        unsetenv("PGSSLMODE");
+        unsetenv("PGSSLROOTCERT");
+        const std::string bundle = fastpgcache::detail::system_ca_bundle();
+        auto tp = std::make_shared<fastpgcache::StaticTokenProvider>("tok-123456");
+        auto params = [&](Options o, bool token) {
+            if (token) o.token_provider = tp;
+            return fastpgcache::detail::connection_params(o, token);
+        };
+        Options o;
+        o.host = "10.1.2.3";  // never contacted: only the parameters are computed
+        auto ps = params(o, true);
+        CHECK(param(ps, "sslmode") == "verify-full" && param(ps, "sslrootcert") == bundle,
+              "an IP address: verify-full with the system CA bundle by default");
+        o.host = "pg.internal";
+        CHECK(param(params(o, true), "sslmode") == "verify-full", "a private DNS name: verify-full");
+        CHECK(param(params(o, false), "sslmode") == "<unset>", "(a plain password keeps libpq's default)");
+        for (const char* mode : {"disable", "allow", "prefer"}) {
+            Options m = o;
+            m.sslmode = mode;
+            expect_error<fastpgcache::ConfigError>(std::string("sslmode=") + mode + " with a token provider is a ConfigError", "",
+                                                   [&] { params(m, true); });
+        }
+        Options r = o;
+        r.sslmode = "require";
+        CHECK(param(params(r, true), "sslmode") == "require", "require: the explicit opt-out of certificate checks");
+        Options cs;
+        cs.connection_string = "postgresql://me@pg.internal/db?sslmode=prefer";
+        expect_error<fastpgcache::ConfigError>("sslmode=prefer in the connection string too", "", [&] { params(cs, true); });
+        cs.connection_string = "host=pg.internal hostaddr=127.0.0.1 dbname=db";
+        CHECK(param(params(cs, true), "sslmode") == "verify-full", "host=name hostaddr=127.0.0.1: the name decides");
+        setenv("PGSSLMODE", "disable", 1);
+        expect_error<fastpgcache::ConfigError>("PGSSLMODE=disable with a token provider is a ConfigError", "", [&] { params(o, true); });
+        unsetenv("PGSSLMODE");
+        for (const char* local : {"127.0.0.1", "localhost", "::1", "/var/run/postgresql", "127.0.0.2"}) {
+            Options l;
+            l.host = local;
+            l.sslmode = "disable";
+            bool ok = true;
+            try {
+                params(l, true);
+            } catch (const std::exception&) {
+                ok = false;
+            }
+            CHECK(ok, std::string("a local host (") + local + ") may use any sslmode");
+        }
+        Options lb;
+        lb.host = "127.0.0.1,db.example.com";
+        CHECK(param(params(lb, true), "sslmode") == "verify-full", "a host list with one remote host: verify-full");
+        Options k;
+        auto kp = params(k, false);
+        CHECK(param(kp, "keepalives") == "1" && param(kp, "keepalives_idle") == "30" && param(kp, "keepalives_interval") == "10" &&
+                  param(kp, "keepalives_count") == "3" && param(kp, "tcp_user_timeout") == "30000",
+              "TCP keepalives and tcp_user_timeout are set");
+        Options kc;
+        kc.connection_string = "host=h keepalives_idle=7 tcp_user_timeout=1234";
+        auto kcp = params(kc, false);
+        CHECK(param(kcp, "keepalives_idle") == "<unset>" && param(kcp, "tcp_user_timeout") == "<unset>",
+              "a connection string's own keepalive settings win");
+
+        // A man in the middle that answers "no SSL" to libpq's SSLRequest: with
+        // libpq's default (prefer) the token would then go out in clear text
+        // (the role uses password authentication).
+        const std::string rec_port = env("FPC_RECORDER_PORT");
+        const std::string token = env("FPC_TLS_PASSWORD");
+        if (rec_port.empty() || token.empty()) {
+            report(false, "TLS scenario", "FPC_RECORDER_PORT/FPC_TLS_PASSWORD not set by run.sh");
+            return;
+        }
+        auto read_record = [] {
+            std::ifstream in(env("FPC_RECORD_FILE"), std::ios::binary);
+            return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        };
+        {
+            Options plain;
+            plain.connection_string = "host=" + env("FPC_TLS_HOSTNAME") + " hostaddr=127.0.0.1 port=" + rec_port +
+                                      " dbname=postgres user=" + env("FPC_TLS_USER");
+            plain.password = token;
+            plain.sslmode = "prefer";
+            FastPgCache c(plain);
+            CHECK(c.ping() == "PONG" && read_record().find(token) != std::string::npos,
+                  "(control: a plain password with sslmode=prefer goes through the relay in clear text)");
+        }
+        const std::size_t before = read_record().size();
+        Options tok;
+        tok.connection_string = "host=" + env("FPC_TLS_HOSTNAME") + " hostaddr=127.0.0.1 port=" + rec_port +
+                                " dbname=postgres user=" + env("FPC_TLS_USER");
+        tok.token_provider = std::make_shared<fastpgcache::StaticTokenProvider>(token);
+        tok.sslrootcert = env("FPC_TLS_CA");
+        std::string what;
+        expect_error<fastpgcache::ConnectionError>("a token provider through a relay that refuses TLS: the connection fails", "",
+                                                   [&] { FastPgCache c(tok); }, &what);
+        CHECK(read_record().substr(before).find(token) == std::string::npos, "the token never went out in clear text");
+        CHECK(what.find(token) == std::string::npos, "nor into the error message: " + what.substr(0, 160));
+        // The real server (TLS, certificate for FPC_TLS_HOSTNAME from the test CA).
+        tok.connection_string = "host=" + env("FPC_TLS_HOSTNAME") + " hostaddr=127.0.0.1 port=" + env("FPC_PORT") +
+                                " dbname=postgres user=" + env("FPC_TLS_USER") + " application_name=fpc-tls";
+        FastPgCache ok(tok);
+        Super su;
+        CHECK(ok.ping() == "PONG" && su.value("SELECT bool_and(s.ssl)::text FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                                              "WHERE a.application_name = 'fpc-tls'") == "true",
+              "verify-full against the real server works, over TLS");
+        Options wrongca = tok;
+        wrongca.sslrootcert = bundle;  // the system CAs did not sign the test certificate
+        expect_error<fastpgcache::ConnectionError>("verify-full refuses a certificate the CA bundle did not sign", "",
+                                                   [&] { FastPgCache c(wrongca); });
+    });
+
+    test("authentication failures are recognised whatever the server's language (lc_messages)", [&] {
+        const std::string port = env("FPC_DE_PORT");
+        if (port.empty()) {
+            report(false, "German server", "FPC_DE_PORT not set by run.sh (no de_DE locale?)");
+            return;
+        }
+        const std::string right = env("FPC_DE_PASSWORD");
+        fastpgcache::detail::ConnPtr probe(PQconnectdb(("host=127.0.0.1 port=" + port + " dbname=postgres user=" +
+                                                        env("FPC_DE_USER") + " password=wrong-xyz").c_str()));
+        const std::string msg = PQerrorMessage(probe.get());
+        CHECK(msg.find("Passwort") != std::string::npos && msg.find("password") == std::string::npos,
+              "(the server answers in German: " + msg.substr(0, 120) + ")");
+        // A provider whose first token was revoked: the retry with a fresh one
+        // must happen although the server's message is German.
+        struct Rotating : fastpgcache::TokenProvider {
+            std::string good;
+            std::atomic<int> calls{0}, invalidated{0};
+            bool stale = true;
+            std::mutex mu;
+            std::string get_token() override {
+                ++calls;
+                std::lock_guard<std::mutex> lk(mu);
+                return stale ? std::string("revoked-token-1") : good;
+            }
+            void invalidate_token(const std::string& t) override {
+                ++invalidated;
+                std::lock_guard<std::mutex> lk(mu);
+                if (t == "revoked-token-1") stale = false;
+            }
+        };
+        auto tp = std::make_shared<Rotating>();
+        tp->good = right;
+        Options o;
+        o.host = "127.0.0.1";
+        o.port = std::atoi(port.c_str());
+        o.user = env("FPC_DE_USER");
+        o.token_provider = tp;
+        o.use_extension = false;
+        try {
+            FastPgCache c(o);
+            CHECK(c.ping() == "PONG" && tp->invalidated == 1 && c.pool_stats().auth_retries == 1,
+                  "the rejected token was invalidated and the retry with a fresh one connected");
+        } catch (const std::exception& e) {
+            report(false, "the rejected token was invalidated and the retry with a fresh one connected", e.what());
+        }
+        Options bad = o;
+        bad.token_provider.reset();
+        bad.password = "wrong-xyz";
+        expect_error<fastpgcache::AuthenticationError>("a wrong password is an AuthenticationError with SQLSTATE 28P01", "28P01",
+                                                       [&] { FastPgCache c(bad); });
+    });
+
+    test("replies that are not what the API expects are Errors, not std:: exceptions", [&] {
+        Super s;
+        s.exec("DROP DATABASE IF EXISTS fpc_oddreply");
+        s.exec("CREATE DATABASE fpc_oddreply");
+        {
+            Super d("fpc_oddreply");
+            d.exec("CREATE FUNCTION public.cache_ttl(text) RETURNS numeric LANGUAGE sql AS $$ SELECT 1e30 $$");
+            d.exec("CREATE FUNCTION public.cache_cleanup() RETURNS text LANGUAGE sql AS $$ SELECT 'many' $$");
+        }
+        Options o = base_options("fpc-odd");
+        o.database = "fpc_oddreply";
+        o.user = "postgres";
+        o.password = env("FPC_SUPER_PASSWORD");
+        o.use_extension = false;
+        FastPgCache c(o);
+        expect_error<fastpgcache::Error>("an integer reply out of range: Error 22003 (was std::out_of_range)", "22003", [&] { c.ttl("k"); });
+        expect_error<fastpgcache::Error>("a reply that is not an integer: Error XX000 (was std::invalid_argument)", "XX000",
+                                         [&] { c.cleanup(); });
+    });
+
     Options su = base_options("fpc-misc");
     su.user = "postgres";
     su.password = env("FPC_SUPER_PASSWORD");
@@ -674,6 +1237,27 @@ void misc_tests() {
             Super d("fpc_extschema");
             CHECK(d.value("SELECT count(*) FROM \"Cache-X\".cache_entries") == "1", "the data is in \"Cache-X\".cache_entries");
             CHECK(d.value("SELECT to_regclass('public.cache_entries') IS NULL") == "t", "nothing was created in public");
+        });
+        test("an extension created after the pool started is used", [&] {
+            Super s;
+            s.exec("DROP DATABASE IF EXISTS fpc_latext");
+            s.exec("CREATE DATABASE fpc_latext");
+            Options o = su;
+            o.database = "fpc_latext";
+            o.use_extension = false;
+            o.schema_check_interval = 500ms;
+            FastPgCache c(o);
+            CHECK(c.setup() == Backend::Fallback && c.set("le:a", "1"), "the fallback is used first");
+            {
+                Super d("fpc_latext");
+                d.exec("CREATE SCHEMA later");
+                d.exec("CREATE EXTENSION fastpgcache SCHEMA later");
+            }
+            std::this_thread::sleep_for(700ms);
+            CHECK(c.set("le:b", "2"), "a set after schema_check_interval");
+            Super d("fpc_latext");
+            CHECK(d.value("SELECT count(*) FROM later.cache_entries WHERE key = 'le:b'") == "1",
+                  "went to the extension created meanwhile (later.cache_entries)");
         });
         test("setup() installs the extension into the first schema on search_path", [&] {
             Super s;
@@ -750,6 +1334,163 @@ void misc_tests() {
 }
 
 // ---------------------------------------------------------------------------
+// A frozen server (SIGSTOP): deadlines, cancel, recovery
+// ---------------------------------------------------------------------------
+
+// The postmaster (first line of postmaster.pid) and its children.
+std::vector<pid_t> cluster_pids() {
+    std::vector<pid_t> pids;
+    std::ifstream pidfile(env("FPC_PGDATA") + "/postmaster.pid");
+    long pm = 0;
+    pidfile >> pm;
+    if (pm <= 0) return pids;
+    pids.push_back(static_cast<pid_t>(pm));
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string line;
+        std::getline(stat, line);
+        auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        char state;
+        long ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == pm) pids.push_back(static_cast<pid_t>(std::stol(name)));
+    }
+    return pids;
+}
+
+// SIGSTOPs the cluster; SIGCONTs it when destroyed (run.sh also sends
+// SIGCONT after this suite, in case the process dies).
+struct Freeze {
+    std::vector<pid_t> pids;
+    Freeze() : pids(cluster_pids()) {
+        for (pid_t p : pids) ::kill(p, SIGSTOP);
+    }
+    void thaw() {
+        for (pid_t p : pids) ::kill(p, SIGCONT);
+        pids.clear();
+    }
+    ~Freeze() { thaw(); }
+};
+
+void freeze_tests() {
+    test("a frozen server: every call returns by its deadline; the pool recovers", [&] {
+        // One pool per scenario, each with one connection that has already
+        // prepared the statement it will run (a statement that still had to
+        // be prepared would not have been sent: TimeoutError, not unknown).
+        auto pool = [](const std::string& app) {
+            Options o = base_options(app);
+            o.minconn = 1;
+            o.maxconn = 1;
+            o.operation_timeout = 1500ms;
+            o.connect_timeout = 2s;
+            return o;
+        };
+        FastPgCache reader(pool("fpc-freeze-r")), writer(pool("fpc-freeze-w")), quick(pool("fpc-freeze-q"));
+        reader.setup();
+        CHECK(writer.set("fz:k", "v") && reader.get("fz:k") == std::optional<std::string>("v") && quick.get("fz:k"),
+              "before the freeze");
+        CHECK(cluster_pids().size() >= 3, "found the postmaster and its processes");
+        Freeze freeze;
+        within(30s, "calls while the server is frozen", [&] {
+            auto t0 = std::chrono::steady_clock::now();
+            std::string what;
+            expect_error<fastpgcache::TimeoutError>("a read on a frozen server: TimeoutError", "57014", [&] { reader.get("fz:k"); }, &what);
+            auto took = std::chrono::steady_clock::now() - t0;
+            CHECK(took >= 1400ms && took < 4s, "within the 1.5 s deadline (" + ms(took) + ")");
+            CHECK(what.find("deadline") != std::string::npos, "the message says so: " + what);
+            t0 = std::chrono::steady_clock::now();
+            try {
+                writer.set("fz:k", "v2");
+                report(false, "a sent write on a frozen server: OutcomeUnknownError(timed_out)", "no exception");
+            } catch (const fastpgcache::OutcomeUnknownError& e) {
+                report(e.timed_out(), "a sent write on a frozen server: OutcomeUnknownError(timed_out)");
+            } catch (const std::exception& e) {
+                report(false, "a sent write on a frozen server: OutcomeUnknownError(timed_out)", e.what());
+            }
+            CHECK(std::chrono::steady_clock::now() - t0 < 4s, "also within the deadline");
+            t0 = std::chrono::steady_clock::now();
+            expect_error<fastpgcache::TimeoutError>("with_timeout(300ms) on a frozen server", "57014",
+                                                    [&] { quick.with_timeout(300ms).get("fz:k"); });
+            CHECK(std::chrono::steady_clock::now() - t0 < 2s, "a per-call deadline shorter than operation_timeout");
+            Options fresh = pool("fpc-freeze-new");
+            fresh.lazy_connect = true;
+            FastPgCache nc(fresh);
+            t0 = std::chrono::steady_clock::now();
+            expect_error<fastpgcache::TimeoutError>("a new connection to a frozen server: TimeoutError", "57014", [&] { nc.exists("fz:k"); });
+            CHECK(std::chrono::steady_clock::now() - t0 < 4s, "connecting is bounded by the deadline too");
+            t0 = std::chrono::steady_clock::now();
+            expect_error<fastpgcache::TimeoutError>("writes that could not be sent: TimeoutError, not unknown", "57014",
+                                                    [&] { nc.set("fz:other", "x"); });
+        });
+        freeze.thaw();
+        std::optional<std::string> got;
+        within(30s, "recovery", [&] {
+            for (int i = 0; i < 50 && !got; ++i) {
+                try {
+                    got = reader.get("fz:k");
+                } catch (const std::exception&) {
+                    std::this_thread::sleep_for(100ms);
+                }
+            }
+        });
+        CHECK(got == std::optional<std::string>("v") || got == std::optional<std::string>("v2"),
+              "after the server resumes the pool works (the unknown write may or may not have run)");
+        CHECK(writer.set("fz:k", "v3") && reader.get("fz:k") == std::optional<std::string>("v3"), "reads and writes again");
+        CHECK(reader.pool_stats().timeouts >= 1 && writer.pool_stats().timeouts >= 1, "pool_stats().timeouts counted them");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// A server restart (Autoscaling scale to zero): empty cache, new sessions
+// ---------------------------------------------------------------------------
+
+void restart_tests() {
+    test("a restarted server: empty cache, statements prepared again, pool refilled", [&] {
+        Super su;
+        Options o = base_options("fpc-restart");
+        o.minconn = 2;
+        o.maxconn = 4;
+        FastPgCache cache(o);
+        const Backend b = cache.setup();
+        cache.set("rs:k", "v");
+        cache.mset({{"rs:a", "1"}, {"rs:b", "2"}});
+        CHECK(cache.mget({"rs:a", "rs:b"}).size() == 2 && cache.ttl("rs:k") == -1, "statements prepared on the old sessions");
+        const std::string cmd = env("FPC_RESTART_CMD");
+        CHECK(!cmd.empty() && std::system(cmd.c_str()) == 0, "crash restart of the server (" + cmd.substr(0, 60) + ")");
+        std::optional<std::string> got = std::string("?");
+        try {
+            got = cache.get("rs:k");
+        } catch (const std::exception& e) {
+            report(false, "the first read after the restart", e.what());
+        }
+        CHECK(!got.has_value(), "the first read after the restart answers a miss (the UNLOGGED table was emptied), no error");
+        CHECK(cache.set("rs:k", "new") && cache.get("rs:k") == std::optional<std::string>("new"), "set/get on new sessions");
+        auto m = cache.mget({"rs:a", "rs:k"});
+        CHECK(m.size() == 2 && !m[0] && m[1] == std::optional<std::string>("new"), "mget re-prepared");
+        CHECK(cache.del({"rs:k", "rs:a"}) == 1 && cache.ttl("rs:k") == -2, "del and ttl re-prepared");
+        bool refilled = false;
+        for (int i = 0; i < 100 && !refilled; ++i) {
+            try {
+                Super s2;
+                refilled = s2.count("fpc-restart") >= 2 && cache.pool_stats().open >= 2;
+            } catch (const std::exception&) {
+            }
+            if (!refilled) std::this_thread::sleep_for(100ms);
+        }
+        CHECK(refilled, "the pool is back to minconn connections");
+        CHECK(cache.setup() == b, "setup() again finds the same backend");
+        {
+            auto s = cache.session();
+            CHECK(s.set("rs:s", "1") && s.get("rs:s") == std::optional<std::string>("1"), "sessions work");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------
 // Databricks token rotation against the fake workspace
 // ---------------------------------------------------------------------------
 
@@ -813,6 +1554,14 @@ bool secrets_absent(const std::string& text, const std::vector<std::string>& sec
 
 void databricks_tests() {
     clear_dbx_env();
+    const std::string start_home = env("HOME"), start_path = env("PATH");
+    // Each test starts from a clean environment, whatever the one before left.
+    auto test = [&](const std::string& name, auto&& fn) {
+        clear_dbx_env();
+        setenv("HOME", start_home.c_str(), 1);
+        setenv("PATH", start_path.c_str(), 1);
+        ::test(name, fn);
+    };
     const std::string pat = env("FPC_DBX_PAT"), secret = env("FPC_DBX_CLIENT_SECRET");
 
     test("PAT configuration", [&] {
@@ -1086,6 +1835,314 @@ void databricks_tests() {
         CHECK(*thrown >= 3, "the logger threw " + std::to_string(thrown->load()) + " times, and nothing terminated");
     });
 
+    test("Lakebase Autoscaling: POST /api/2.0/postgres/credentials with the endpoint", [&] {
+        auto cfg = dbx_config(false);
+        cfg.instance_names.clear();
+        cfg.endpoint = env("FPC_DBX_ENDPOINT");
+        cfg.auto_refresh = false;
+        auto tp = std::make_shared<fastpgcache::DatabricksTokenProvider>(cfg);
+        CHECK(tp->api() == fastpgcache::DatabricksTokenProvider::Api::Autoscaling, "endpoint selects the Autoscaling API");
+        FastPgCache cache(dbx_options("fpc-dbx-as", tp));
+        CHECK(cache.get("dbx:k") == std::optional<std::string>("v"), "the credential connects");
+        auto st = control("/control/stats", {}, true);
+        CHECK(st["last_postgres_body"] == json({{"endpoint", env("FPC_DBX_ENDPOINT")}}),
+              "the request body is exactly {\"endpoint\": ...} (no request_id): " + st["last_postgres_body"].dump());
+        const auto exp = tp->expires_at() - std::chrono::system_clock::now();
+        CHECK(exp > 3500s && exp < 3700s, "expire_time parsed");
+        for (int digits = 0; digits <= 9; ++digits) {
+            control("/control/config", {{"frac_digits", digits}});
+            bool ok = tp->refresh();
+            const auto e = tp->expires_at() - std::chrono::system_clock::now();
+            CHECK(ok && e > 3500s && e < 3700s, "expire_time with " + std::to_string(digits) + " fractional digits");
+        }
+        control("/control/config", {{"frac_digits", 6}});
+        auto t = cfg;
+        t.credential_ttl = 900s;
+        auto tp2 = std::make_shared<fastpgcache::DatabricksTokenProvider>(t);
+        tp2->get_token();
+        st = control("/control/stats", {}, true);
+        const auto e2 = tp2->expires_at() - std::chrono::system_clock::now();
+        CHECK(st["last_postgres_body"] == json({{"endpoint", env("FPC_DBX_ENDPOINT")}, {"ttl", "900s"}}) && e2 > 800s && e2 < 1000s,
+              "credential_ttl is sent as ttl \"900s\" and honoured");
+        auto bad = cfg;
+        bad.endpoint = "projects/x/branches/y/endpoints/nope";
+        auto tp3 = std::make_shared<fastpgcache::DatabricksTokenProvider>(bad);
+        std::string what;
+        expect_error<fastpgcache::TokenError>("an unknown endpoint is a TokenError", "", [&] { tp3->get_token(); }, &what);
+        CHECK(what.find("404") != std::string::npos, "saying HTTP 404: " + what);
+        auto both = cfg;
+        both.instance_names = {"x"};
+        expect_error<fastpgcache::ConfigError>("endpoint and instance_names together: ConfigError", "",
+                                               [&] { fastpgcache::DatabricksTokenProvider p(both); });
+        auto none = cfg;
+        none.endpoint.clear();
+        expect_error<fastpgcache::ConfigError>("neither endpoint nor instance_names: ConfigError", "",
+                                               [&] { fastpgcache::DatabricksTokenProvider p(none); });
+        using fastpgcache::detail::parse_rfc3339;
+        auto base = parse_rfc3339("2025-10-12T17:00:00Z");
+        CHECK(base && parse_rfc3339("2025-10-12T17:00:00.123456789Z") &&
+                  *parse_rfc3339("2025-10-12T19:00:00.5+02:00") - *base == 500ms &&
+                  *parse_rfc3339("2025-10-12t17:00:00z") == *base && !parse_rfc3339("2025-10-12T17:00:00"),
+              "RFC 3339: 0-9 fractional digits, offsets, lower case; no zone is refused");
+    });
+
+    test("unified auth order: explicit, DATABRICKS_* environment, ~/.databrickscfg", [&] {
+        const std::string home = env("FPC_TMP") + "/home-order";
+        std::filesystem::create_directories(home);
+        {
+            std::ofstream f(home + "/.databrickscfg");
+            f << "[DEFAULT]\nhost = " << env("FPC_DBX_URL") << "\ntoken = profile-token-not-valid\n"
+              << "[both]\nhost = " << env("FPC_DBX_URL") << "\ntoken = " << pat << "\nclient_id = " << env("FPC_DBX_CLIENT_ID")
+              << "\nclient_secret = " << secret << "\n"
+              << "[both-pat]\nhost = " << env("FPC_DBX_URL") << "\nauth_type = pat\ntoken = " << pat
+              << "\nclient_id = x\nclient_secret = y\n";
+        }
+        const std::string old_home = env("HOME");
+        setenv("HOME", home.c_str(), 1);
+        fastpgcache::DatabricksConfig d;
+        d.instance_names = {env("FPC_DBX_INSTANCE")};
+        d.auto_refresh = false;
+        d.logger = [](fastpgcache::LogLevel, const std::string&) {};
+        auto works = [](fastpgcache::DatabricksConfig c) {
+            try {
+                fastpgcache::DatabricksTokenProvider p(c);
+                return !p.get_token().empty();
+            } catch (const std::exception&) {
+                return false;
+            }
+        };
+        CHECK(!works(d), "(the DEFAULT profile's token is not valid)");
+        auto named = d;
+        named.profile = "DEFAULT";  // a named profile is read even when a credential is set
+        setenv("DATABRICKS_TOKEN", pat.c_str(), 1);
+        CHECK(works(named), "DATABRICKS_TOKEN wins over the profile's token (the profile gives the host)");
+        unsetenv("DATABRICKS_TOKEN");
+        {
+            setenv("DATABRICKS_HOST", env("FPC_DBX_URL").c_str(), 1);
+            setenv("DATABRICKS_TOKEN", pat.c_str(), 1);
+            fastpgcache::DatabricksTokenProvider p(d);
+            CHECK(!p.get_token().empty(), "with no profile named and a credential in the environment, the profile is not read");
+            unsetenv("DATABRICKS_HOST");
+        }
+        setenv("DATABRICKS_TOKEN", "env-token-not-valid", 1);
+        auto e = named;
+        e.token = pat;
+        CHECK(works(e), "an explicit token wins over DATABRICKS_TOKEN");
+        unsetenv("DATABRICKS_TOKEN");
+        setenv("DATABRICKS_HOST", "http://127.0.0.1:1", 1);
+        auto h = d;
+        h.host = env("FPC_DBX_URL");
+        h.token = pat;
+        CHECK(works(h), "an explicit host wins over DATABRICKS_HOST");
+        unsetenv("DATABRICKS_HOST");
+        auto m = d;
+        m.host = env("FPC_DBX_URL");
+        m.token = pat;
+        setenv("DATABRICKS_CLIENT_ID", env("FPC_DBX_CLIENT_ID").c_str(), 1);
+        setenv("DATABRICKS_CLIENT_SECRET", secret.c_str(), 1);
+        std::string what;
+        expect_error<fastpgcache::ConfigError>("a token and a client secret without auth_type: ConfigError", "",
+                                               [&] { fastpgcache::DatabricksTokenProvider p(m); }, &what);
+        CHECK(what.find("more than one authorization method") != std::string::npos, "as the SDKs say it: " + what);
+        m.auth_type = "oauth-m2m";
+        {
+            fastpgcache::DatabricksTokenProvider p(m);
+            CHECK(p.auth_type() == fastpgcache::DatabricksTokenProvider::AuthType::OAuthM2M && !p.get_token().empty(),
+                  "auth_type chooses one");
+        }
+        setenv("DATABRICKS_AUTH_TYPE", "pat", 1);
+        m.auth_type.clear();
+        {
+            fastpgcache::DatabricksTokenProvider p(m);
+            CHECK(p.auth_type() == fastpgcache::DatabricksTokenProvider::AuthType::Pat, "DATABRICKS_AUTH_TYPE chooses too");
+        }
+        unsetenv("DATABRICKS_AUTH_TYPE");
+        unsetenv("DATABRICKS_CLIENT_ID");
+        unsetenv("DATABRICKS_CLIENT_SECRET");
+        auto b = d;
+        b.profile = "both";
+        expect_error<fastpgcache::ConfigError>("a profile with two methods and no auth_type: ConfigError", "",
+                                               [&] { fastpgcache::DatabricksTokenProvider p(b); });
+        b.profile = "both-pat";
+        CHECK(works(b), "auth_type in the profile chooses");
+        auto u = d;
+        u.auth_type = "magic";
+        u.token = pat;
+        expect_error<fastpgcache::ConfigError>("an unknown auth_type: ConfigError", "", [&] { fastpgcache::DatabricksTokenProvider p(u); });
+        setenv("HOME", old_home.c_str(), 1);
+    });
+
+    test("auth_type databricks-cli: the token of `databricks auth token`", [&] {
+        const std::string home = env("FPC_TMP") + "/home-cli";
+        std::filesystem::create_directories(home);
+        {
+            std::ofstream f(home + "/.databrickscfg");
+            f << "[dev]\nhost = " << env("FPC_DBX_URL") << "\nauth_type = databricks-cli\n";
+        }
+        const std::string old_home = env("HOME"), old_path = env("PATH");
+        setenv("HOME", home.c_str(), 1);
+        const std::string log = env("FPC_TMP") + "/cli.log";
+        setenv("FPC_FAKE_CLI_LOG", log.c_str(), 1);
+        setenv("FPC_FAKE_CLI_WORKSPACE", env("FPC_DBX_URL").c_str(), 1);
+        fastpgcache::DatabricksConfig d;
+        d.instance_names = {env("FPC_DBX_INSTANCE")};
+        d.auto_refresh = false;
+        d.logger = [](fastpgcache::LogLevel, const std::string&) {};
+        auto nocli = d;
+        nocli.profile = "dev";
+        setenv("PATH", "/usr/bin:/bin", 1);
+        expect_error<fastpgcache::ConfigError>("databricks-cli without the CLI on PATH: ConfigError", "",
+                                               [&] { fastpgcache::DatabricksTokenProvider p(nocli); });
+        setenv("PATH", (env("FPC_FAKE_CLI_DIR") + ":" + old_path).c_str(), 1);
+        auto before = control("/control/stats", {}, true);
+        {
+            auto p = d;
+            p.profile = "dev";
+            auto tp = std::make_shared<fastpgcache::DatabricksTokenProvider>(p);
+            CHECK(tp->auth_type() == fastpgcache::DatabricksTokenProvider::AuthType::DatabricksCli, "auth_type = databricks-cli in the profile");
+            FastPgCache cache(dbx_options("fpc-dbx-cli", tp));
+            CHECK(cache.get("dbx:k") == std::optional<std::string>("v"), "the workspace accepts the CLI's token; the credential connects");
+            std::ifstream in(log);
+            std::string line;
+            std::getline(in, line);
+            CHECK(line == "[\"auth\", \"token\", \"--profile\", \"dev\"]", "ran `databricks auth token --profile dev`: " + line);
+        }
+        auto after = control("/control/stats", {}, true);
+        CHECK(after["cli_tokens"].get<int>() == before["cli_tokens"].get<int>() + 1, "once");
+        {
+            auto nohome = d;
+            nohome.host = env("FPC_DBX_URL");
+            setenv("HOME", (env("FPC_TMP") + "/empty-home").c_str(), 1);
+            std::remove(log.c_str());
+            fastpgcache::DatabricksTokenProvider p(nohome);
+            CHECK(p.auth_type() == fastpgcache::DatabricksTokenProvider::AuthType::DatabricksCli && !p.get_token().empty(),
+                  "no token or client secret configured, the CLI on PATH: databricks-cli is chosen");
+            std::ifstream in(log);
+            std::string line;
+            std::getline(in, line);
+            CHECK(line == "[\"auth\", \"token\", \"--host\", \"" + env("FPC_DBX_URL") + "\"]", "with --host: " + line);
+            setenv("FPC_FAKE_CLI_FAIL", "1", 1);
+            fastpgcache::DatabricksTokenProvider q(nohome);
+            std::string what;
+            expect_error<fastpgcache::TokenError>("a failing CLI: TokenError", "", [&] { q.get_token(); }, &what);
+            CHECK(what.find("databricks auth login") != std::string::npos, "telling to log in again: " + what);
+            unsetenv("FPC_FAKE_CLI_FAIL");
+            setenv("FPC_FAKE_CLI_SLEEP", "30", 1);
+            fastpgcache::DatabricksTokenProvider slow(nohome);
+            auto t0 = std::chrono::steady_clock::now();
+            expect_error<fastpgcache::TokenError>("a CLI that hangs: TokenError at the caller's deadline", "",
+                                                  [&] { slow.get_token(std::chrono::steady_clock::now() + 1s); });
+            CHECK(std::chrono::steady_clock::now() - t0 < 4s, "bounded by the deadline (" + ms(std::chrono::steady_clock::now() - t0) + ")");
+            unsetenv("FPC_FAKE_CLI_SLEEP");
+        }
+        setenv("HOME", old_home.c_str(), 1);
+        setenv("PATH", old_path.c_str(), 1);
+    });
+
+    test("a fresh token that is refused too: bounded, jittered backoff, no tight loop", [&] {
+        auto cfg = dbx_config(false);
+        cfg.auto_refresh = false;
+        auto tp = std::make_shared<fastpgcache::DatabricksTokenProvider>(cfg);
+        Options o = dbx_options("fpc-dbx-bogus", tp);
+        o.lazy_connect = true;
+        o.minconn = 0;
+        FastPgCache cache(o);
+        control("/control/config", {{"bogus", true}});
+        const int fetched0 = control("/control/stats", {}, true)["credentials"].get<int>();
+        int auth_errors = 0, attempts = 0;
+        std::string last;
+        const auto end = std::chrono::steady_clock::now() + 1500ms;
+        while (std::chrono::steady_clock::now() < end) {
+            ++attempts;
+            try {
+                cache.get("dbx:k");
+            } catch (const fastpgcache::AuthenticationError& e) {
+                ++auth_errors;
+                last = e.what();
+            } catch (const std::exception& e) {
+                last = e.what();
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+        const int fetched = control("/control/stats", {}, true)["credentials"].get<int>() - fetched0;
+        CHECK(auth_errors == attempts, "every attempt is an AuthenticationError (" + std::to_string(auth_errors) + "/" +
+                                           std::to_string(attempts) + "): " + last.substr(0, 200));
+        CHECK(fetched <= 6, std::to_string(fetched) + " credentials fetched for " + std::to_string(attempts) +
+                                " attempts in 1.5 s (no tight loop)");
+        CHECK(last.find("no new attempt for another") != std::string::npos, "the error says it is backing off");
+        control("/control/config", {{"bogus", false}});
+        bool recovered = false;
+        for (int i = 0; i < 100 && !recovered; ++i) {
+            try {
+                recovered = cache.get("dbx:k").has_value();
+            } catch (const std::exception&) {
+                std::this_thread::sleep_for(200ms);
+            }
+        }
+        CHECK(recovered, "recovers once the role accepts the credentials again");
+    });
+
+    test("every wait is bounded by the caller's deadline; shutdown aborts HTTP", [&] {
+        auto cfg = dbx_config(false);
+        cfg.auto_refresh = false;
+        cfg.http_timeout = 15s;
+        auto tp = std::make_shared<fastpgcache::DatabricksTokenProvider>(cfg);
+        Options o = dbx_options("fpc-dbx-hang", tp);
+        o.lazy_connect = true;
+        o.operation_timeout = 2s;
+        FastPgCache cache(o);
+        control("/control/config", {{"hang_seconds", 20}});
+        auto t0 = std::chrono::steady_clock::now();
+        within(30s, "token fetch against a hanging workspace", [&] {
+            expect_error<fastpgcache::ConnectionError>("a hanging workspace: the operation fails", "", [&] { cache.get("dbx:k"); });
+        });
+        auto took = std::chrono::steady_clock::now() - t0;
+        CHECK(took < 5s, "at the 2 s operation deadline, not after http_timeout (" + ms(took) + ")");
+        control("/control/config", {{"hang_seconds", 0}});
+        auto bg = dbx_config(false);
+        bg.http_timeout = 15s;
+        bg.auto_refresh = true;
+        bg.refresh_interval = 1s;
+        auto p = std::make_unique<fastpgcache::DatabricksTokenProvider>(bg);
+        p->get_token();
+        control("/control/config", {{"hang_seconds", 20}});
+        std::this_thread::sleep_for(2500ms);  // the background refresh is now waiting for HTTP
+        t0 = std::chrono::steady_clock::now();
+        within(30s, "destructor during a hanging refresh", [&] { p.reset(); });
+        took = std::chrono::steady_clock::now() - t0;
+        CHECK(took < 4s, "the destructor aborts the HTTP request (" + ms(took) + ")");
+        control("/control/config", {{"hang_seconds", 0}});
+    });
+
+    test("a logger that calls get_token()/refresh() during a refresh does not deadlock", [&] {
+        auto holder = std::make_shared<std::atomic<fastpgcache::DatabricksTokenProvider*>>(nullptr);
+        auto inner = std::make_shared<std::atomic<int>>(0);
+        auto cfg = dbx_config(false);
+        cfg.auto_refresh = false;
+        cfg.logger = [holder, inner](fastpgcache::LogLevel, const std::string&) {
+            if (auto* p = holder->load()) {
+                try {
+                    (void)p->get_token();
+                } catch (const fastpgcache::TokenError&) {
+                }
+                (void)p->refresh();
+                ++*inner;
+            }
+        };
+        auto tp = std::make_shared<fastpgcache::DatabricksTokenProvider>(cfg);
+        holder->store(tp.get());
+        control("/control/down", {{"seconds", 60}});
+        within(30s, "logger calling back during the first fetch", [&] {
+            expect_error<fastpgcache::TokenError>("the failing first fetch reports (and the logger re-enters)", "",
+                                                  [&] { tp->get_token(); });
+        });
+        control("/control/down", {{"seconds", 0}});
+        std::this_thread::sleep_for(1100ms);
+        within(30s, "logger calling back after a successful fetch", [&] { CHECK(!tp->get_token().empty(), "recovers"); });
+        CHECK(*inner >= 2, "the logger re-entered " + std::to_string(inner->load()) + " times");
+        holder->store(nullptr);
+    });
+
     test("soak: 32 threads while the credential rotates", [&] {
         const int seconds = std::atoi(env("FPC_SOAK_SECONDS", "60").c_str());
         auto cfg = dbx_config(true);
@@ -1157,8 +2214,10 @@ int main(int argc, char** argv) {
         if (what == "api") api_tests();
         else if (what == "misc") misc_tests();
         else if (what == "databricks") databricks_tests();
+        else if (what == "freeze") freeze_tests();
+        else if (what == "restart") restart_tests();
         else {
-            std::cerr << "usage: client_tests api|misc|databricks\n";
+            std::cerr << "usage: client_tests api|misc|databricks|freeze|restart\n";
             return 2;
         }
     } catch (const std::exception& e) {

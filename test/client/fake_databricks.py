@@ -4,9 +4,13 @@
 Serves, on 127.0.0.1 (standard library only):
   GET  /oidc/.well-known/oauth-authorization-server  -> {"token_endpoint": ...}
   POST /oidc/v1/token           OAuth client_credentials (Basic auth or form)
-  POST /api/2.0/database/credentials
-        Bearer PAT or OAuth access token; JSON {"request_id", "instance_names"}
+  POST /api/2.0/database/credentials        (Lakebase Provisioned)
+        Bearer PAT, OAuth or CLI access token; JSON {"request_id", "instance_names"}
         -> {"token": ..., "expiration_time": RFC 3339}
+  POST /api/2.0/postgres/credentials        (Lakebase Autoscaling)
+        Bearer token; JSON {"endpoint": "projects/../branches/../endpoints/..",
+        optional "ttl": "<N>s"}; anything else in the body is a 400
+        -> {"token": ..., "expire_time": RFC 3339 with frac_digits fractional digits}
 Every credential is a new random password that is also set on the
 PostgreSQL role (ALTER ROLE through psql over the unix socket), so the
 previous credential really stops working.
@@ -14,7 +18,12 @@ previous credential really stops working.
 Control endpoints (tests only):
   POST /control/down     {"seconds": N}   answer 503 for N seconds (0 = up again)
   POST /control/revoke                    set an unknown password on the role
-  POST /control/config   {"expires_in": N, "discovery": bool, "token_endpoint": URL|null}
+  POST /control/config   {"expires_in": N, "discovery": bool, "token_endpoint": URL|null,
+                          "bogus": bool, "hang_seconds": N, "frac_digits": 0-9}
+                          bogus: credentials are not set on the role (the
+                          server refuses every one: a role without access);
+                          hang_seconds: the credentials endpoints wait that
+                          long before answering;
                           expires_in may be negative or 0: credentials then
                           arrive with an expiration_time already past;
                           token_endpoint: what discovery advertises (null =
@@ -22,7 +31,11 @@ Control endpoints (tests only):
   POST /evil/token        counts requests (stats "evil_token") and otherwise
                           answers like /oidc/v1/token: a token endpoint that
                           must never receive the client secret
-  GET  /control/stats                     counters
+  POST /control/cli_token                 a workspace access token as the
+                          Databricks CLI prints it: {"access_token",
+                          "token_type", "expiry"} (test/client/fake_databricks_cli)
+  GET  /control/stats                     counters (and the last Autoscaling
+                          request body)
 """
 import argparse
 import base64
@@ -48,8 +61,13 @@ class State:
         self.discovery = True
         self.token_endpoint = None
         self.access_tokens = set()
+        self.bogus = False
+        self.hang_seconds = 0.0
+        self.frac_digits = 6
+        self.last_postgres_body = None
         self.stats = {"credentials": 0, "oauth_tokens": 0, "revocations": 0,
-                      "rejected_auth": 0, "unavailable": 0, "discovery": 0, "evil_token": 0}
+                      "rejected_auth": 0, "unavailable": 0, "discovery": 0, "evil_token": 0,
+                      "postgres_credentials": 0, "cli_tokens": 0}
 
     def set_role_password(self, password):
         # Quote as a SQL literal (the password is generated here, but quote anyway).
@@ -79,7 +97,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a deadline, or shutting down)
 
     def read_body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -100,7 +121,9 @@ class Handler(BaseHTTPRequestHandler):
         path = urllib.parse.urlparse(self.path).path
         if path == "/control/stats":
             with STATE.lock:
-                return self.send_json(200, dict(STATE.stats))
+                out = dict(STATE.stats)
+                out["last_postgres_body"] = STATE.last_postgres_body
+                return self.send_json(200, out)
         if self.unavailable():
             return
         if path == "/oidc/.well-known/oauth-authorization-server":
@@ -130,6 +153,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.oauth_token(body)
         if path == "/api/2.0/database/credentials":
             return self.credentials(body)
+        if path == "/api/2.0/postgres/credentials":
+            return self.postgres_credentials(body)
         self.send_json(404, {"error": "not found"})
 
     def control(self, path, body):
@@ -150,7 +175,21 @@ class Handler(BaseHTTPRequestHandler):
                     STATE.discovery = bool(req["discovery"])
                 if "token_endpoint" in req:
                     STATE.token_endpoint = req["token_endpoint"]
+                if "bogus" in req:
+                    STATE.bogus = bool(req["bogus"])
+                if "hang_seconds" in req:
+                    STATE.hang_seconds = float(req["hang_seconds"])
+                if "frac_digits" in req:
+                    STATE.frac_digits = int(req["frac_digits"])
             return self.send_json(200, {"ok": True})
+        if path == "/control/cli_token":
+            tok = "cli-" + secrets.token_hex(16)
+            with STATE.lock:
+                STATE.access_tokens.add(tok)
+                STATE.stats["cli_tokens"] += 1
+            expiry = datetime.now(timezone.utc).astimezone(timezone(timedelta(hours=1))) + timedelta(hours=1)
+            return self.send_json(200, {"access_token": tok, "token_type": "Bearer",
+                                        "expiry": expiry.isoformat(timespec="microseconds")})
         self.send_json(404, {"error": "not found"})
 
     def oauth_token(self, body):
@@ -173,7 +212,7 @@ class Handler(BaseHTTPRequestHandler):
             STATE.stats["oauth_tokens"] += 1
         self.send_json(200, {"access_token": tok, "token_type": "Bearer", "expires_in": 3600, "scope": "all-apis"})
 
-    def credentials(self, body):
+    def bearer_ok(self):
         auth = self.headers.get("Authorization", "")
         bearer = auth[7:] if auth.startswith("Bearer ") else None
         with STATE.lock:
@@ -181,7 +220,25 @@ class Handler(BaseHTTPRequestHandler):
             if not ok:
                 STATE.stats["rejected_auth"] += 1
         if not ok:
-            return self.send_json(401, {"error_code": "UNAUTHENTICATED", "message": "invalid bearer token"})
+            self.send_json(401, {"error_code": "UNAUTHENTICATED", "message": "invalid bearer token"})
+        return ok
+
+    def hang(self):
+        if STATE.hang_seconds > 0:
+            time.sleep(STATE.hang_seconds)
+
+    def new_password(self):
+        password = "dbtok-" + secrets.token_urlsafe(24)
+        with STATE.lock:
+            if not STATE.bogus:
+                STATE.set_role_password(password)
+            STATE.stats["credentials"] += 1
+            expires = datetime.now(timezone.utc) + timedelta(seconds=STATE.expires_in)
+        return password, expires
+
+    def credentials(self, body):
+        if not self.bearer_ok():
+            return
         try:
             req = json.loads(body)
             uuid.UUID(req["request_id"])
@@ -190,13 +247,38 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad request body"})
         if STATE.args.instance not in names:
             return self.send_json(404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "unknown instance"})
-        password = "dbtok-" + secrets.token_urlsafe(24)
-        with STATE.lock:
-            STATE.set_role_password(password)
-            STATE.stats["credentials"] += 1
-            expires = datetime.now(timezone.utc) + timedelta(seconds=STATE.expires_in)
+        self.hang()
+        password, expires = self.new_password()
         self.send_json(200, {"token": password,
                              "expiration_time": expires.isoformat(timespec="microseconds").replace("+00:00", "Z")})
+
+    def postgres_credentials(self, body):
+        if not self.bearer_ok():
+            return
+        try:
+            req = json.loads(body)
+            with STATE.lock:
+                STATE.last_postgres_body = req
+                STATE.stats["postgres_credentials"] += 1
+            if set(req) - {"endpoint", "ttl"}:
+                raise ValueError("unknown fields")
+            endpoint = req["endpoint"]
+            ttl = req.get("ttl")
+            if ttl is not None and not (isinstance(ttl, str) and ttl.endswith("s") and ttl[:-1].isdigit()):
+                raise ValueError("bad ttl")
+        except Exception:
+            return self.send_json(400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "bad request body"})
+        if endpoint != STATE.args.endpoint:
+            return self.send_json(404, {"error_code": "NOT_FOUND", "message": "unknown endpoint"})
+        self.hang()
+        password, expires = self.new_password()
+        if ttl is not None:
+            expires = datetime.now(timezone.utc) + timedelta(seconds=int(ttl[:-1]))
+        digits = STATE.frac_digits
+        stamp = expires.strftime("%Y-%m-%dT%H:%M:%S")
+        if digits > 0:
+            stamp += "." + ("%09d" % (expires.microsecond * 1000))[:digits]
+        self.send_json(200, {"token": password, "expire_time": stamp + "Z"})
 
 
 def main():
@@ -209,6 +291,7 @@ def main():
     ap.add_argument("--psql", default="psql")
     ap.add_argument("--role", required=True)
     ap.add_argument("--instance", default="test-instance")
+    ap.add_argument("--endpoint", default="projects/test-project/branches/main/endpoints/ep-primary")
     ap.add_argument("--pat", required=True)
     ap.add_argument("--client-id", required=True)
     ap.add_argument("--client-secret", required=True)
