@@ -6,7 +6,18 @@
 BEGIN;
 SELECT plan(3);
 
-SET LOCAL default_toast_compression = 'lz4';
+-- lz4 (where the server has it) stores the 600 MB faster than pglz
+DO $$
+BEGIN
+    IF current_setting('fpc_test.big', true) = 'on' THEN
+        BEGIN
+            SET LOCAL default_toast_compression = 'lz4';
+        EXCEPTION WHEN invalid_parameter_value THEN
+            NULL;
+        END;
+    END IF;
+END
+$$;
 SELECT CASE WHEN current_setting('fpc_test.big', true) = 'on'
             THEN cache_set('big', repeat('x', 600 * 1024 * 1024)) END;
 SELECT CASE WHEN current_setting('fpc_test.big', true) = 'on' THEN
