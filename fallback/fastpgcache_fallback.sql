@@ -1123,14 +1123,16 @@ BEGIN ATOMIC
 END;
 
 -- Seconds left, rounded up (a live key never reports 0); -1 = no expiry;
--- -2 = missing or expired.
+-- -2 = missing or expired.  An expiry more than 2^31 - 1 seconds away (68
+-- years: cache_pexpire and cache_expireat can set one) reads as 2147483647,
+-- as in the extension (cache_pttl has the exact figure).
 CREATE OR REPLACE FUNCTION public.cache_ttl(key text)
 RETURNS integer
 LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
 BEGIN ATOMIC
     SELECT coalesce(
         (SELECT CASE WHEN t.expires_at IS NULL THEN -1
-                     ELSE greatest(1, ceil(extract(epoch FROM t.expires_at - t.now))::integer)
+                     ELSE least(2147483647, greatest(1, ceil(extract(epoch FROM t.expires_at - t.now))))::integer
                 END
            FROM (SELECT e.expires_at, clock_timestamp() AS now
                    FROM public.cache_entries AS e

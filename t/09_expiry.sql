@@ -3,7 +3,7 @@
 -- absent for every command; millisecond TTLs are honoured to the
 -- millisecond. Uses only the public API.
 BEGIN;
-SELECT plan(81);
+SELECT plan(82);
 
 -- EXPIRE
 SELECT is(cache_expire('missing', 100), false, 'expire of a missing key is false');
@@ -38,6 +38,7 @@ SELECT throws_ok($$SELECT cache_pexpire('p:missing', 9223372036854775807)$$, '22
 SELECT throws_ok($$SELECT cache_pexpire('p', 10000000000000000)$$, '22008', NULL, '317,000 years: 22008');
 SELECT is(cache_ttl('p'), -1, 'the failed pexpire left the key alone');
 SELECT is(cache_pexpire('p', 3000000000000) AND cache_pttl('p') BETWEEN 2999999000000 AND 3000000000000, true, 'a pexpire of 95 years');
+SELECT is(cache_ttl('p'), 2147483647, 'cache_ttl of an expiry beyond 2^31 seconds reads as the largest integer');
 SELECT throws_ok($$SELECT cache_pexpire(NULL, 10)$$, '22004', NULL, 'pexpire with a NULL key: 22004');
 SELECT throws_ok($$SELECT cache_pexpire('p', NULL)$$, '22004', NULL, 'pexpire with a NULL ttl: 22004');
 
