@@ -716,9 +716,10 @@ BEGIN
         IF FOUND THEN
             IF r.key = $1 AND (r.expires_at IS NULL OR r.expires_at > clock_timestamp()) THEN
                 n := r.len + octet_length(add);
-                -- the largest value a row can hold: MaxAllocSize less the
-                -- varlena and tuple headers
-                IF n > 1073741823 - 64 THEN
+                -- the largest value a row can hold: the new row is built in
+                -- memory (value and key) before it is stored, and must stay
+                -- within MaxAllocSize (1 GB - 1) with its headers
+                IF n > 1073741823 - 64 - octet_length($1) THEN
                     RAISE EXCEPTION 'string exceeds maximum allowed size (% bytes)', n USING ERRCODE = '54000';
                 END IF;
                 UPDATE public.cache_entries AS e
