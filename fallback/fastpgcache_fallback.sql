@@ -19,7 +19,8 @@
 --    as public.cache_entries; every function of the API must be owned by the
 --    role that runs this script (checked at the end);
 --  * atomic under concurrency: a read-modify-write (incr, append, getset...)
---    locks the key's row (SELECT ... FOR UPDATE) before it writes; a missing
+--    is one UPDATE (incr's common case) or locks the key's row first
+--    (SELECT ... FOR UPDATE) and then writes; a missing
 --    row is inserted with INSERT ... ON CONFLICT DO NOTHING and the step is
 --    retried if a concurrent insert won.  Under REPEATABLE READ a concurrent
 --    change raises a serialization failure (40001) instead: never a lost
