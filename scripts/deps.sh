@@ -8,7 +8,7 @@ packages=(
   postgresql-15 postgresql-server-dev-15 postgresql-contrib libpq-dev libssl-dev
   postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl postgresql-15-plproxy
   nlohmann-json3-dev libcurl4-openssl-dev python3
-  redis-server redis-tools
+  redis-server redis-tools python3-redis
   sqlsmith python3-psycopg2
   python3-redis clang-14 libclang-rt-14-dev
 )

@@ -72,6 +72,11 @@ new_db concurrency_extension extension
 run_suite "concurrency, extension" bash test/concurrency/run.sh concurrency_extension
 new_db concurrency_fallback fallback
 run_suite "concurrency, SQL fallback" bash test/concurrency/run.sh concurrency_fallback
+# The same seeded command sequence against a private redis-server and the SQL API.
+new_db redis_diff_extension extension
+run_suite "Redis differential test, extension" bash test/redis_diff/run.sh redis_diff_extension
+new_db redis_diff_fallback fallback
+run_suite "Redis differential test, SQL fallback" bash test/redis_diff/run.sh redis_diff_fallback
 
 # Suites that start clusters of their own.
 run_suite "worker (preloaded and dynamic, two clusters)" bash test/worker/run.sh
