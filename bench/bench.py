@@ -67,6 +67,11 @@ STMT = {
     ("fallback", "get"): f"SELECT cache_get({KEY});",
     ("fallback", "set"): f"SELECT cache_set({KEY}, :val::text);",
     ("fallback", "exists"): f"SELECT cache_exists({KEY});",
+    # The Redis command set (1.1): INCR on a counter per key, SET NX.
+    ("ext", "incr"): "SELECT cache_incr('counter:' || :id);",
+    ("ext", "setnx"): "SELECT cache_set('nx:' || :id, :val::text, nx => true);",
+    ("fallback", "incr"): "SELECT cache_incr('counter:' || :id);",
+    ("fallback", "setnx"): "SELECT cache_set('nx:' || :id, :val::text, nx => true);",
     ("plain", "get"): (f"SELECT value FROM cache_entries WHERE key_hash = {HASH}"
                        f" AND key = {KEY} AND {LIVE};"),
     ("plain", "set"): ("INSERT INTO cache_entries AS e (key_hash, key, value, kind, expires_at)"
@@ -86,7 +91,7 @@ LABEL = {
     "plain": "plain SQL",
     "redis": "Redis",
 }
-OPS = ["get", "set", "mix", "exists"]
+OPS = ["get", "set", "mix", "exists", "incr", "setnx"]
 PIPE_OPS = [("select1", "get"), ("ext", "get"), ("ext", "set"), ("fallback", "get"),
             ("fallback", "set"), ("plain", "get"), ("plain", "set"), ]
 PIPE = 10
@@ -95,7 +100,8 @@ PIPE = 10
 def op_label(impl, op):
     if impl == "select1":
         return "round trip"
-    return {"get": "get", "set": "set", "mix": "90% get / 10% set", "exists": "exists"}[op]
+    return {"get": "get", "set": "set", "mix": "90% get / 10% set", "exists": "exists", "incr": "incr",
+            "setnx": "set nx"}[op]
 
 
 # --------------------------------------------------------------------------
@@ -457,7 +463,8 @@ def phase_main(cfg, log):
         work.append(("select1", "get", c, 1))
         for impl in ("ext", "fallback", "plain"):
             for op in OPS:
-                work.append((impl, op, c, 1))
+                if op == "mix" or (impl, op) in STMT:
+                    work.append((impl, op, c, 1))
     for c in cfg.pipe_clients:
         for impl, op in PIPE_OPS:
             work.append((impl, op, c, PIPE))
@@ -481,7 +488,9 @@ def phase_main(cfg, log):
     for rnd in range(cfg.rounds):
         for c in cfg.clients:
             for op, kw in (("get", dict(test="get")), ("set", dict(test="set")),
-                           ("exists", dict(command=["EXISTS", "key:__rand_int__"]))):
+                           ("exists", dict(command=["EXISTS", "key:__rand_int__"])),
+                           ("incr", dict(command=["INCR", "counter:__rand_int__"])),
+                           ("setnx", dict(command=["SET", "nx:__rand_int__", "x" * 100, "NX"]))):
                 keep(results, ("redis", op, c, 1), redis_bench(cfg, c, **kw))
         for c in cfg.pipe_clients:
             keep(results, ("redis", "get", c, PIPE), redis_bench(cfg, c, test="get", pipeline=PIPE))
