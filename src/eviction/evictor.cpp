@@ -87,15 +87,33 @@ BlockNumber TableBlocks() {
 // Counts without shared memory (or before the worker counted): the
 // statistics system's live rows, and the table's size on disk (heap and
 // TOAST), plus this transaction's own changes: estimates.
+// The statistics lag anyway: a backend reads them at most every 100 ms
+// (pg_table_size looks at the files).
+struct EstimateCache {
+  Oid relid;
+  TimestampTz at;
+  int64 live;
+  int64 bytes;
+};
+EstimateCache g_estimate = {};
+
 Counts Estimated() {
   Counts c = Pending();
-  // Bytes: the live rows' share of the table's size on disk (the dead rows
-  // of evicted entries take space until VACUUM, but not from the cache).
-  int64 live = Guarded([] { return DatumGetInt64(DirectFunctionCall1(pg_stat_get_live_tuples, ObjectIdGetDatum(g_table.relid))); });
-  int64 dead = Guarded([] { return DatumGetInt64(DirectFunctionCall1(pg_stat_get_dead_tuples, ObjectIdGetDatum(g_table.relid))); });
-  int64 disk = Guarded([] { return DatumGetInt64(DirectFunctionCall1(pg_table_size, ObjectIdGetDatum(g_table.relid))); });
-  c.entries += live;
-  if (live > 0) c.bytes += static_cast<int64>(static_cast<double>(disk) * static_cast<double>(live) / static_cast<double>(live + dead));
+  TimestampTz now = GetCurrentTimestamp();
+  if (g_estimate.relid != g_table.relid || now - g_estimate.at > 100 * 1000 || now < g_estimate.at) {
+    Oid relid = g_table.relid;
+    int64 live = Guarded([&] { return DatumGetInt64(DirectFunctionCall1(pg_stat_get_live_tuples, ObjectIdGetDatum(relid))); });
+    int64 dead = Guarded([&] { return DatumGetInt64(DirectFunctionCall1(pg_stat_get_dead_tuples, ObjectIdGetDatum(relid))); });
+    int64 disk = Guarded([&] { return DatumGetInt64(DirectFunctionCall1(pg_table_size, ObjectIdGetDatum(relid))); });
+    // Bytes: the live rows' share of the table's size on disk (the dead
+    // rows of evicted entries take space until VACUUM, not from the cache).
+    g_estimate = EstimateCache{relid, now, live,
+                               live > 0 ? static_cast<int64>(static_cast<double>(disk) * static_cast<double>(live) /
+                                                             static_cast<double>(live + dead))
+                                        : 0};
+  }
+  c.entries += g_estimate.live;
+  c.bytes += g_estimate.bytes;
   c.exact = false;
   return c;
 }
