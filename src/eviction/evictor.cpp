@@ -285,11 +285,37 @@ void Recount(Oid schema) {
 void AfterWrite(Oid schema, int64 added) {
   Limits limits = CurrentLimits();
   if (!limits.Any()) return;
+  bool noeviction = limits.policy == Policy::kNoEviction;
+  // Writers help when the cache is over its limit (noeviction: at all,
+  // others: by more than 1%), with bounded work: at most twice what this
+  // write added (the worker does the rest).
   Counts counts = Now();
-  if (limits.policy == Policy::kNoEviction) {
-    Excess over = Over(counts, limits, 0.0);
-    if (!over.Any()) return;
-    bool entries = over.entries > 0;
+  Excess over = Over(counts, limits, noeviction ? 0.0 : 0.01);
+  if (!over.Any()) return;
+  bool may_delete = OidIsValid(g_table.relid) && Guarded([] {
+    Oid user = GetUserId();
+    return pg_class_aclcheck(g_table.relid, user, ACL_SELECT) == ACLCHECK_OK &&
+           pg_class_aclcheck(g_table.relid, user, ACL_UPDATE) == ACLCHECK_OK &&
+           pg_class_aclcheck(g_table.relid, user, ACL_DELETE) == ACLCHECK_OK;
+  });
+  StepResult step;
+  // Expired entries first: live ones only when none may exist anywhere
+  // (accounting.cpp), and never under noeviction. Without the worker's
+  // counts (no shared memory, or no worker in this database) that is not
+  // known: the range's expired entries go first, then live ones.
+  bool live_allowed = !noeviction && (!counts.exact || !MayHaveExpired(GetCurrentTimestamp()));
+  if (may_delete) {  // else the worker evicts: this role could not
+    int64 budget = added > 0 ? 2 * added : 1;
+    Excess want;
+    want.entries = std::min(over.entries, budget);
+    want.bytes = over.bytes > 0 ? std::min(over.bytes, budget * EntrySize(64, 1024)) : 0;
+    step = Step(schema, want, 8, true, live_allowed);
+  }
+  if (noeviction) {
+    // Expired entries removed on the way may have made room; else refuse.
+    Excess still = step.deleted > 0 ? Over(Now(), limits, 0.0) : over;
+    if (!still.Any()) return;
+    bool entries = still.entries > 0;
     throw CacheError(sqlstate::kConfigurationLimitExceeded,
                      entries ? "the cache is full: fastpgcache.max_entries (" + std::to_string(limits.max_entries) +
                                    ") reached and fastpgcache.eviction_policy is noeviction"
@@ -298,31 +324,10 @@ void AfterWrite(Oid schema, int64 added) {
                      "Nothing was written.",
                      "Delete entries, raise the limit, or choose another eviction policy.");
   }
-  // Writers help when the cache is more than 1% over its limit: bounded
-  // work, at most twice what this write added (the worker does the rest).
-  Excess over = Over(counts, limits, 0.01);
-  if (!over.Any() || !OidIsValid(g_table.relid)) return;
-  bool may_delete = Guarded([] {
-    Oid user = GetUserId();
-    return pg_class_aclcheck(g_table.relid, user, ACL_SELECT) == ACLCHECK_OK &&
-           pg_class_aclcheck(g_table.relid, user, ACL_UPDATE) == ACLCHECK_OK &&
-           pg_class_aclcheck(g_table.relid, user, ACL_DELETE) == ACLCHECK_OK;
-  });
-  if (!may_delete) return;  // the worker evicts; this role could not
-  int64 budget = added > 0 ? 2 * added : 1;
-  Excess want;
-  want.entries = std::min(over.entries, budget);
-  want.bytes = over.bytes > 0 ? std::min(over.bytes, budget * EntrySize(64, 1024)) : 0;
-  // Expired entries first: live ones only when none may exist anywhere
-  // (accounting.cpp). Without the worker's counts (no shared memory, or no
-  // worker in this database) that is not known: the range's expired entries
-  // go first, then live ones.
-  bool live_allowed = !counts.exact || !MayHaveExpired(GetCurrentTimestamp());
-  StepResult step = Step(schema, want, 8, true, live_allowed);
   // A volatile policy with nothing it may evict, well over the limit: the
   // write is refused, as Redis answers -OOM.
-  if ((limits.policy == Policy::kVolatileLru || limits.policy == Policy::kVolatileTtl) && live_allowed &&
-      !step.candidates && step.deleted == 0 && Over(Now(), limits, 0.10).Any())
+  if ((limits.policy == Policy::kVolatileLru || limits.policy == Policy::kVolatileTtl) && may_delete &&
+      live_allowed && !step.candidates && step.deleted == 0 && Over(Now(), limits, 0.10).Any())
     throw CacheError(sqlstate::kConfigurationLimitExceeded,
                      std::string("the cache is full and fastpgcache.eviction_policy is ") + PolicyName(limits.policy) +
                          ", but no entry with an expiry was found to evict",

@@ -212,6 +212,15 @@ check "noeviction: cache_mset, cache_incr and cache_msetnx of new keys fail the 
        sqlstate pre "$s"; done | tr '\n' '|')$(rows pre)"
 check "noeviction: overwriting an existing key is allowed, and so is a new key after a delete" "t|t|t|100" \
   "$(qp "SELECT cache_set('n:1', 'w'), cache_delete('n:2'), cache_set('new', 'v')" | tr '\n' '|')$(rows pre)"
+# Expired entries still in the table make room: the write removes those in
+# its way first (bounded work: a small table, in a database of its own,
+# where no worker removes them meanwhile).
+qp "CREATE DATABASE noev" >/dev/null
+q pre "CREATE EXTENSION fastpgcache; SELECT count(cache_set('e:' || g, 'v', 1)) FROM generate_series(1, 100) g" noev >/dev/null
+sleep 1.2
+x0=$(stat expired_by_eviction)
+check "noeviction: a write over the limit removes the expired entries in its way, then succeeds" "t|1|100" \
+  "$(q pre "SELECT cache_set('after expiry', 'v')" noev)|$(q pre "SELECT count(*) FROM cache_entries" noev)|$(( $(stat expired_by_eviction) - x0 ))"
 qp "SELECT cache_flush()" >/dev/null
 set_limits pre 0 64kB noeviction
 check "noeviction: max_size names max_size" \
