@@ -1,3 +1,4 @@
+-- router: skip file: it grants and revokes on the cache_entries table, which a router database does not have (the shards do; the router checks EXECUTE and read-only transactions in test/router/run.sh)
 -- The 1.1 functions under a caller without privileges (42501), in a
 -- read-only transaction (25006 for writes, reads work) and under a hostile
 -- search_path (they still use the cache's own table and pg_catalog). Uses
