@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""The RESP workers' lifecycle on the running cluster: reloaded settings
+(fastpgcache.resp_idle_timeout: idle clients are disconnected after
+pg_reload_conf()), and last a crash-restart (kill -9 of a backend: the RESP
+workers come back, the cache is empty, clients reconnect). The standby, a port in use and a database that does not exist yet
+are in standby.sh and startup.sh (clusters of their own).
+"""
+import os
+import signal
+import time
+
+import redis
+
+import e2e
+from e2e import Conn, RespError, check, eq, note, sql
+
+NOT_INSTALLED = RespError('ERR fastpgcache is not installed in database "postgres"')
+
+
+def reload_conf(setting, value):
+    if value is None:
+        sql('ALTER SYSTEM RESET %s' % setting)
+    else:
+        sql("ALTER SYSTEM SET %s = '%s'" % (setting, value))
+    sql('SELECT pg_reload_conf()')
+    time.sleep(0.3)
+
+
+def idle_timeout():
+    reload_conf('fastpgcache.resp_idle_timeout', '2s')
+    eq('CONFIG GET timeout follows the reloaded setting', e2e.raw('app').call('CONFIG', 'GET', 'timeout'),
+       [b'timeout', b'2'])
+    idle = [e2e.raw('app') for _ in range(6)]   # on both workers
+    unauth = Conn(port=e2e.RESP_PORT)
+    busy = e2e.raw('app')
+    t0 = time.time()
+    for _ in range(10):
+        time.sleep(0.5)
+        busy.call('PING')
+    closed = [c.closed(wait=0.5) for c in idle]
+    note('idle clients closed after %.1f s' % (time.time() - t0))
+    check('after pg_reload_conf() with resp_idle_timeout = 2s, idle clients are disconnected (all 6, both workers)',
+          all(closed), closed)
+    check('... an unauthenticated idle client too', unauth.closed(wait=0.5))
+    eq('... a client that keeps talking stays connected', busy.call('PING'), 'PONG')
+    reload_conf('fastpgcache.resp_idle_timeout', None)
+    quiet = e2e.raw('app')
+    time.sleep(3.0)
+    eq('after RESET and reload, an idle client is kept (3 s)', quiet.call('PING'), 'PONG')
+
+
+def crash_restart():
+    r = e2e.client('app', decode_responses=True)
+    r.set('before-crash', 'v')
+    workers = e2e.worker_pids()
+    offset = e2e.log_size()
+    victim = e2e.pg()
+    pid = victim.get_backend_pid()
+    os.kill(pid, signal.SIGKILL)
+    back = e2e.wait_until(lambda: len(e2e.worker_pids()) == 2
+                          and not set(e2e.worker_pids()) & set(workers) and e2e.resp_serving(), 60, 0.3)
+    check('kill -9 of a backend: the server restarts and both RESP workers come back (new processes)', back,
+          'workers before %r, now %r' % (workers, e2e.worker_pids()))
+    check('... the server log shows the crash-restart',
+          'terminated by signal 9' in e2e.log_since(offset) and 'reinitializing' in e2e.log_since(offset))
+    got = None
+    t0 = time.time()
+    while time.time() < t0 + 20:
+        try:
+            got = r.get('before-crash')
+            break
+        except redis.ConnectionError:
+            time.sleep(0.2)
+    eq('... a client reconnects and finds the cache empty (UNLOGGED table)', (got, r.dbsize()), (None, 0))
+    eq('... and it works', (r.set('after-crash', 'v'), r.get('after-crash')), (True, 'v'))
+
+
+def main():
+    with e2e.NoCrash('reloads'):
+        idle_timeout()
+    crash_restart()
+    e2e.finish()
+
+
+if __name__ == '__main__':
+    main()
