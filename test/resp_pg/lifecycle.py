@@ -1,12 +1,16 @@
 #!/usr/bin/python3
 """The RESP workers' lifecycle on the running cluster: reloaded settings
 (fastpgcache.resp_idle_timeout: idle clients are disconnected after
-pg_reload_conf()), and last a crash-restart (kill -9 of a backend: the RESP
-workers come back, the cache is empty, clients reconnect). The standby, a port in use and a database that does not exist yet
+pg_reload_conf()),
+DROP EXTENSION while clients are connected (a clear error; after CREATE
+EXTENSION the same connection works again), and last a crash-restart (kill -9
+of a backend: the RESP workers come back, the cache is empty, clients
+reconnect). The standby, a port in use and a database that does not exist yet
 are in standby.sh and startup.sh (clusters of their own).
 """
 import os
 import signal
+import threading
 import time
 
 import redis
@@ -49,6 +53,55 @@ def idle_timeout():
     eq('after RESET and reload, an idle client is kept (3 s)', quiet.call('PING'), 'PONG')
 
 
+def drop_extension():
+    clients = [e2e.raw('app') for _ in range(6)]
+    r3 = e2e.raw('app')
+    r3.call('HELLO', '3')
+    clients[0].call('SET', 'dx', 'before')
+    sql('DROP EXTENSION fastpgcache')
+    for i, c in enumerate(clients):
+        eq('after DROP EXTENSION, GET on connected client %d: a clear error' % i, c.call('GET', 'dx'), NOT_INSTALLED)
+    for cmd in (('SET', 'dx', '1'), ('MGET', 'a', 'b'), ('DBSIZE',), ('INCR', 'n'), ('KEYS', '*'), ('SCAN', '0'),
+                ('INFO', 'keyspace'), ('FLUSHALL',)):
+        eq('after DROP EXTENSION, %s: a clear error' % cmd[0], clients[1].call(*cmd), NOT_INSTALLED)
+    res = clients[2].pipeline([('MULTI',), ('SET', 'a', '1'), ('EXEC',)])
+    eq('after DROP EXTENSION, MULTI/EXEC: rolled back with the clear error', res[-1],
+       RespError('EXECABORT Transaction rolled back: ' + NOT_INSTALLED))
+    eq('after DROP EXTENSION, RESP3 client: the clear error', r3.call('GET', 'dx'), NOT_INSTALLED)
+    eq('after DROP EXTENSION, connection commands work (PING)', clients[3].call('PING'), 'PONG')
+    eq('after DROP EXTENSION, AUTH still works (roles are not the extension\'s)',
+       Conn(port=e2e.RESP_PORT).call('AUTH', 'reader', e2e.ROLES['reader']), 'OK')
+    sql('CREATE EXTENSION fastpgcache')
+    sql('GRANT SELECT, INSERT, UPDATE, DELETE ON cache_entries TO app, noconn, nologin, expired, md5user, nopw')
+    sql('GRANT SELECT ON cache_entries TO reader')
+    got = [(c.call('SET', 'dx', 'after'), c.call('GET', 'dx')) for c in clients]
+    eq('after CREATE EXTENSION, the same connections work again (all 6)', got, [('OK', b'after')] * 6)
+    eq('... RESP3 too', r3.call('GET', 'dx'), b'after')
+    eq('... the value is in the new table', sql("SELECT cache_get('dx')"), 'after')
+    # dropped and created while a pipeline runs: every reply is one of the two
+    c = e2e.raw('app')
+    stop = threading.Event()
+
+    def churn():  # one transaction each: the table never exists without the grant
+        while not stop.is_set():
+            sql('DROP EXTENSION IF EXISTS fastpgcache; CREATE EXTENSION fastpgcache; '
+                'GRANT SELECT, INSERT, UPDATE, DELETE ON cache_entries TO app')
+            time.sleep(0.01)
+    t = threading.Thread(target=churn)
+    t.start()
+    replies = []
+    for _ in range(30):
+        replies += c.pipeline([('SET', 'churn', 'v'), ('GET', 'churn')] * 50)
+    stop.set()
+    t.join()
+    sql('GRANT SELECT ON cache_entries TO reader')
+    sql('GRANT SELECT, INSERT, UPDATE, DELETE ON cache_entries TO noconn, nologin, expired, md5user, nopw')
+    odd = [x for x in replies if x not in ('OK', b'v', None, NOT_INSTALLED)]
+    check('3,000 commands while the extension is dropped and created in a loop: each gets a value, OK, nil or the '
+          'clear error (%d errors)' % sum(x == NOT_INSTALLED for x in replies), not odd, repr(odd[:5]))
+    eq('... and then they work', (c.call('SET', 'churn', 'w'), c.call('GET', 'churn')), ('OK', b'w'))
+
+
 def crash_restart():
     r = e2e.client('app', decode_responses=True)
     r.set('before-crash', 'v')
@@ -76,8 +129,9 @@ def crash_restart():
 
 
 def main():
-    with e2e.NoCrash('reloads'):
+    with e2e.NoCrash('reloads and DROP EXTENSION'):
         idle_timeout()
+        drop_extension()
     crash_restart()
     e2e.finish()
 
