@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The RESP workers' lifecycle on the running cluster: reloaded settings
 (fastpgcache.resp_idle_timeout: idle clients are disconnected after
-pg_reload_conf()),
+pg_reload_conf(); fastpgcache.resp_command_timeout: lock waits follow it),
 DROP EXTENSION while clients are connected (a clear error; after CREATE
 EXTENSION the same connection works again), and last a crash-restart (kill -9
 of a backend: the RESP workers come back, the cache is empty, clients
@@ -51,6 +51,42 @@ def idle_timeout():
     quiet = e2e.raw('app')
     time.sleep(3.0)
     eq('after RESET and reload, an idle client is kept (3 s)', quiet.call('PING'), 'PONG')
+
+
+def command_timeout():
+    """A RESP write waits for a SQL transaction's row lock at most
+    fastpgcache.resp_command_timeout, as reloaded."""
+    c = e2e.pg()
+    c.autocommit = False
+    cur = c.cursor()
+    r = e2e.raw('app')
+    reload_conf('fastpgcache.resp_command_timeout', '1s')
+    cur.execute("SELECT cache_set('lk', 'sql')")
+    t0 = time.time()
+    got = r.call('SET', 'lk', 'resp')
+    waited = time.time() - t0
+    c.rollback()
+    check('resp_command_timeout reloaded to 1s: a SET blocked by a row lock gives up after about 1 s',
+          got in (RespError('ERR command timed out (fastpgcache.resp_command_timeout)'),
+                  RespError('ERR command timed out waiting for a lock')) and waited < 4.0,
+          '%r after %.1f s' % (got, waited))
+    # Raised above the value the worker started with (5 s): a lock held for
+    # 6 s is waited for, and the SET then applies.
+    reload_conf('fastpgcache.resp_command_timeout', '20s')
+    cur.execute("SELECT cache_set('lk', 'sql')")
+    result = {}
+
+    def writer():
+        result['reply'] = r.call('SET', 'lk', 'resp')
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(6.0)
+    c.commit()
+    t.join(20)
+    eq('resp_command_timeout reloaded to 20s: a SET waits 6 s for a row lock, then applies',
+       (result.get('reply'), e2e.raw('app').call('GET', 'lk')), ('OK', b'resp'))
+    reload_conf('fastpgcache.resp_command_timeout', None)
+    c.close()
 
 
 def drop_extension():
@@ -131,6 +167,7 @@ def crash_restart():
 def main():
     with e2e.NoCrash('reloads and DROP EXTENSION'):
         idle_timeout()
+        command_timeout()
         drop_extension()
     crash_restart()
     e2e.finish()
