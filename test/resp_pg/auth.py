@@ -190,8 +190,8 @@ def reader_role():
 def batches_are_isolated():
     """A reader's failing SET and an app's SET in the same worker batch: the app's
     writes all apply (a unit's failure never undoes another's)."""
-    apps = [e2e.raw('app') for _ in range(6)]
-    readers = [e2e.raw('reader') for _ in range(6)]
+    apps = [e2e.raw('app') for _ in range(10)]
+    readers = [e2e.raw('reader') for _ in range(10)]
     pid = {id(c): int(dict(l.split(':', 1) for l in c.call('INFO', 'server').decode().split('\r\n') if ':' in l)['process_id'])
            for c in apps + readers}
     pairs = [(a, rd) for a in apps for rd in readers if pid[id(a)] == pid[id(rd)]]

@@ -338,7 +338,8 @@ def reconnects():
     before = e2e.worker_pids()
     pid = r.info('server')['process_id']
     sql('SELECT pg_terminate_backend(%s)', (pid,))
-    check('a command after the worker was killed reconnects (the other worker serves)', r.get('rc') == 'kept')
+    gone = e2e.wait_until(lambda: pid not in e2e.worker_pids(), 10)   # its listening socket is closed then
+    check('a command after the worker was killed reconnects (the other worker serves)', gone and r.get('rc') == 'kept')
     back = e2e.wait_until(lambda: len(e2e.worker_pids()) == 2 and pid not in e2e.worker_pids(), 15)
     check('the launcher restarts the killed worker (5 s)', back, 'workers before %r, now %r' % (before, e2e.worker_pids()))
     # Kill both: the same client object works again once a worker is back
