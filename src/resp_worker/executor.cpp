@@ -495,6 +495,10 @@ void FailUnit(WorkUnit &unit, const char *sqlstate, const std::string &message) 
   }
 }
 
+// The extension's schema, looked up once and kept while the extension is
+// installed. "Not installed" is never kept (it is looked up again at every
+// batch until CREATE EXTENSION), and a failed batch forgets the schema: the
+// error may have come from a DROP EXTENSION since the lookup.
 bool g_schema_known = false;
 Oid g_schema = InvalidOid;
 
@@ -508,7 +512,7 @@ void StartBatchTransaction(BatchContext *ctx) {
     pgstat_report_activity(STATE_RUNNING, "fastpgcache: Redis-protocol batch");
     if (!g_schema_known) {
       g_schema = ExtensionSchemaOid();
-      g_schema_known = true;
+      g_schema_known = OidIsValid(g_schema);
     }
     ctx->schema = g_schema;
   });
@@ -594,7 +598,12 @@ void PgExecutor::Execute(resp::Batch &batch) noexcept {
     char state[6] = "";
     std::string message;
     if (RunAsOne(batch, &failed, state, &message)) return;
-    bool rerun_failed = std::strcmp(state, sqlstate::kLockNotAvailable) == 0;
+    // A lock the batch would have waited for: run that unit alone (it may
+    // wait). A table that vanished: the extension may have been dropped
+    // since its schema was looked up; alone, it is looked up again, so the
+    // unit gets "not installed" rather than the table's error.
+    bool rerun_failed = std::strcmp(state, sqlstate::kLockNotAvailable) == 0 ||
+                        std::strcmp(state, "42P01") == 0 || std::strcmp(state, "3F000") == 0;
     for (size_t i = 0; i < batch.units.size(); i++) {
       WorkUnit &unit = batch.units[i];
       unit.aborted = false;

@@ -102,9 +102,10 @@ void fastpgcache_resp_main(Datum main_arg) {
   StartTransactionCommand();
   strlcpy(g_dbname, get_database_name(MyDatabaseId), NAMEDATALEN);
   CommitTransactionCommand();
-  // A command waits for a row lock at most as long as it may run.
-  if (guc::resp_command_timeout_ms > 0)
-    SetConfigOption("lock_timeout", psprintf("%d", guc::resp_command_timeout_ms), PGC_SUSET, PGC_S_OVERRIDE);
+  // A command waits for a row lock at most as long as it may run (again
+  // after each reload of fastpgcache.resp_command_timeout).
+  int applied_command_timeout = guc::resp_command_timeout_ms;
+  SetConfigOption("lock_timeout", psprintf("%d", applied_command_timeout), PGC_SUSET, PGC_S_OVERRIDE);
   SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 
   try {
@@ -155,6 +156,10 @@ void fastpgcache_resp_main(Datum main_arg) {
       if (guc::resp_idle_timeout_s != applied_idle_timeout) {
         g_server->SetIdleTimeout(guc::resp_idle_timeout_s);
         applied_idle_timeout = guc::resp_idle_timeout_s;
+      }
+      if (guc::resp_command_timeout_ms != applied_command_timeout) {
+        applied_command_timeout = guc::resp_command_timeout_ms;
+        SetConfigOption("lock_timeout", psprintf("%d", applied_command_timeout), PGC_SUSET, PGC_S_OVERRIDE);
       }
     }
     g_server->Poll();
