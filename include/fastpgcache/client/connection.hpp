@@ -61,12 +61,15 @@ enum Stmt : unsigned {
     kSetText, kSetJson, kSetBytes, kGet, kGetJson, kGetBytes, kDelete, kExists, kTtl, kCleanup, kMGet, kMSet,
     kDelMany, kExistsMany, kStmtCount
 };
+static_assert(kStmtCount <= 64, "Conn::prepared has one bit per statement");
+
+constexpr int kMaxStmtParams = 6;
 
 struct StmtDef {
     const char* name;
     const char* sql;  ///< "@S@" stands for the (quoted) schema of the cache functions
     int nparams;
-    Oid types[3];
+    Oid types[kMaxStmtParams];
 };
 
 inline const StmtDef& stmt_def(Stmt s) {
@@ -241,7 +244,7 @@ struct Conn {
     std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
     std::shared_ptr<StatementSource> source;
     std::shared_ptr<const Statements> stmts;  ///< what `prepared` refers to
-    std::uint32_t prepared = 0;
+    std::uint64_t prepared = 0;  ///< bit s: statement s is prepared on this connection
     /// Set when the application had the raw PGconn (Session::native()) or a
     /// deadline cancelled a statement: the pool closes the connection
     /// instead of reusing it.
@@ -315,12 +318,13 @@ struct Conn {
             prepared = 0;
         }
         const StmtDef& def = stmt_def(s);
-        if (!(prepared & (1u << s))) {
+        const std::uint64_t bit = std::uint64_t{1} << s;
+        if (!(prepared & bit)) {
             // Nothing of the operation has run yet if this fails.
             int q = PQsendPrepare(pg.get(), stmts->name[s].c_str(), stmts->sql[s].c_str(), def.nparams, def.types);
             ResultPtr p = finish(q == 1, d, false);
             check(p, PGRES_COMMAND_OK, false);
-            prepared |= 1u << s;
+            prepared |= bit;
         }
         int q = PQsendQueryPrepared(pg.get(), stmts->name[s].c_str(), def.nparams, values, lengths, formats, result_format);
         ResultPtr r = finish(q == 1, d, true);
