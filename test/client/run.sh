@@ -2,7 +2,7 @@
 # Client tests: builds the C++ client tests and examples (ASan+UBSan), starts a
 # throwaway PostgreSQL cluster (scram-sha-256 on 127.0.0.1, TLS with a test
 # CA), a fake Databricks workspace (and a fake Databricks CLI), a reference
-# redis-server, a relay that plays a man in the middle, and a second cluster
+# redis-server (the commands are compared with its answers), a relay that plays a man in the middle, and a second cluster
 # that speaks German, and runs the suites:
 #   1. extension mode     (only if the fastpgcache extension is installed)
 #   2. forced fallback    (Options::use_extension = false)
