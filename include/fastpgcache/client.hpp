@@ -18,7 +18,9 @@
 // The method names and shapes follow redis-plus-plus (sw::redis::Redis); each
 // calls one SQL function (cache_set, cache_incr, cache_scan, ...).  The
 // commands beyond set/get/del/exists/ttl/mget/mset need fastpgcache 1.1 (the
-// extension or the SQL fallback).
+// extension or the SQL fallback); against 1.0 they raise an Error with
+// SQLSTATE 42883 that says how to upgrade (ALTER EXTENSION fastpgcache
+// UPDATE, or setup() / the fallback script for the fallback).
 //
 // The parts, each usable on its own (nlohmann/json's layout):
 //   client/errors.hpp          Error and its subclasses

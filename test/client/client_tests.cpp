@@ -4,6 +4,11 @@
 //   client_tests api         FPC_HOST FPC_PORT FPC_DB FPC_USER FPC_PASSWORD
 //                            FPC_EXPECT_BACKEND (extension|fallback) FPC_USE_EXTENSION (0|1)
 //                            FPC_SUPER_CONNINFO (superuser, for pg_terminate_backend)
+//   client_tests upgrade     FPC_HOST FPC_PORT FPC_SUPER_CONNINFO FPC_SUPER_PASSWORD FPC_APP_PASSWORD
+//                            FPC_EXT_AVAILABLE (0|1) FPC_FALLBACK10 (test/client/fallback-1.0.sql)
+//                            FPC_FALLBACK11 (fallback/fastpgcache_fallback.sql):
+//                            fastpgcache 1.0 on the server (fallback, extension): the 1.1
+//                            commands' 42883 messages, setup() upgrading a 1.0 fallback
 //   client_tests misc        FPC_HOST FPC_PORT FPC_SUPER_CONNINFO FPC_SUPER_PASSWORD FPC_APP_PASSWORD
 //                            FPC_EXT_AVAILABLE (0|1): connection strings, TLS defaults,
 //                            extension schemas, a hijacked fallback table
@@ -2116,6 +2121,259 @@ void misc_tests() {
 }
 
 // ---------------------------------------------------------------------------
+// fastpgcache 1.0 on the server: the 1.1 commands say how to upgrade;
+// setup() upgrades a 1.0 fallback in place; pools opened before keep working
+// ---------------------------------------------------------------------------
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Runs SQL text as role app (password authentication over TCP).
+void exec_as_app(const std::string& db, const std::string& sql) {
+    fastpgcache::detail::ConnPtr c(PQconnectdb(("host=" + env("FPC_HOST") + " port=" + env("FPC_PORT") + " dbname=" + db +
+                                                " user=app password=" + env("FPC_APP_PASSWORD"))
+                                                   .c_str()));
+    if (PQstatus(c.get()) != CONNECTION_OK) throw std::runtime_error("app connection failed");
+    fastpgcache::detail::ResultPtr r(PQexec(c.get(), sql.c_str()));
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK && PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+        throw std::runtime_error(std::string("as app: ") + PQerrorMessage(c.get()));
+}
+
+// Every command of 1.1, each expected to fail with 42883 naming its SQL
+// function, on a server that has only 1.0.
+void expect_upgrade_errors(FastPgCache& c, const std::string& must_mention) {
+    using fastpgcache::UpdateType;
+    std::vector<std::string> ks;
+    const std::vector<std::pair<std::string, std::function<void()>>> calls = {
+        {"cache_set", [&] { c.set("up:x", "v", {}, UpdateType::NotExist); }},
+        {"cache_set", [&] { c.set("up:x", "v", fastpgcache::keep_ttl); }},
+        {"cache_set", [&] { c.set_bytes("up:x", "v", 10, UpdateType::Exist); }},
+        {"cache_set", [&] { c.set("up:x", json{{"a", 1}}, {}, UpdateType::Exist); }},
+        {"cache_getset", [&] { c.getset("up:x", "v"); }},
+        {"cache_incr", [&] { c.incr("up:n", 60); }},
+        {"cache_incr", [&] { c.incrby("up:n", 2); }},
+        {"cache_decr", [&] { c.decr("up:n"); }},
+        {"cache_decr", [&] { c.decrby("up:n", 2); }},
+        {"cache_incrbyfloat", [&] { c.incrbyfloat("up:n", 1.5); }},
+        {"cache_append", [&] { c.append("up:x", "v"); }},
+        {"cache_strlen", [&] { c.strlen("up:x"); }},
+        {"cache_expire", [&] { c.expire("up:k", 10); }},
+        {"cache_pexpire", [&] { c.pexpire("up:k", 10); }},
+        {"cache_expireat", [&] { c.expireat("up:k", std::chrono::system_clock::now()); }},
+        {"cache_persist", [&] { c.persist("up:k"); }},
+        {"cache_pttl", [&] { c.pttl("up:k"); }},
+        {"cache_getdel", [&] { c.getdel("up:k"); }},
+        {"cache_getex", [&] { c.getex("up:k"); }},
+        {"cache_getex", [&] { c.getex("up:k", fastpgcache::persist); }},
+        {"cache_type", [&] { c.type("up:k"); }},
+        {"cache_keys", [&] { c.keys("up:*"); }},
+        {"cache_scan", [&] { c.scan(0, std::back_inserter(ks)); }},
+        {"cache_scan", [&] { c.scan_keys().begin(); }},
+        {"cache_flush", [&] { c.flushdb(); }},
+        {"cache_dbsize", [&] { c.dbsize(); }},
+        {"cache_msetnx", [&] { c.msetnx({{"up:m", "v"}}); }},
+    };
+    int i = 0;
+    for (const auto& call : calls) {
+        std::string what;
+        const std::string st = sqlstate_of(call.second, &what);
+        report(st == "42883" && what.find(call.first + "()") != std::string::npos && what.find(must_mention) != std::string::npos,
+               "#" + std::to_string(++i) + " " + call.first + ": 42883 naming " + call.first + "() and \"" + must_mention + "\"",
+               "[" + st + "] " + what);
+    }
+}
+
+void upgrade_tests() {
+    using fastpgcache::UpdateType;
+    const std::string sql10 = read_file(env("FPC_FALLBACK10"));
+    const bool ext_available = env("FPC_EXT_AVAILABLE") == "1";
+    Super su;
+    auto fresh_db = [&](const std::string& name, const std::string& owner) {
+        su.exec("DROP DATABASE IF EXISTS " + name);
+        su.exec("CREATE DATABASE " + name + " OWNER " + owner);
+    };
+    auto as_app = [](const std::string& db, const std::string& app_name) {
+        Options o = base_options(app_name);
+        o.database = db;
+        o.user = "app";
+        o.password = env("FPC_APP_PASSWORD");
+        o.use_extension = true;  // the real fallback trigger: app may not create the extension
+        return o;
+    };
+    const std::string comment_sql = "SELECT obj_description('public.cache_entries'::regclass, 'pg_class')";
+
+    test("a 1.0 fallback: 1.1 commands fail with 42883 saying how to upgrade; setup() upgrades it; an open pool keeps working", [&] {
+        fresh_db("fpc_up_fb", "app");
+        exec_as_app("fpc_up_fb", sql10);
+        Super d("fpc_up_fb");
+        CHECK(d.value(comment_sql) == "fastpgcache fallback 1.0", "(the 1.0 fallback is installed, by role app)");
+        Options o = as_app("fpc_up_fb", "fpc-up-old");
+        o.minconn = 2;
+        o.maxconn = 2;
+        FastPgCache old(o);  // an application started before the upgrade: no setup()
+        CHECK(old.set("up:k", "v", 1000) && old.get("up:k") == std::optional<std::string>("v") &&
+                  old.mset({{"up:a", "1"}, {"up:b", "2"}}) == 2 && old.mget({"up:a", "up:b"}).size() == 2 && old.exists("up:a") &&
+                  old.del("up:b") && old.ttl("up:k") > 900,
+              "the 1.0 commands work on 1.0");
+        {
+            // Both connections prepare the 1.0 statements.
+            auto s1 = old.session();
+            auto s2 = old.session();
+            CHECK(s1.set("up:s1", "1") && s2.set("up:s2", "2") && s1.get("up:s2") && s2.get("up:s1") && s1.ttl("up:s1") == -1 &&
+                      s2.exists("up:s1") && s1.mget({"up:s1"}).size() == 1 && s2.mset({{"up:s3", "3"}}) == 1 && s2.del("up:s3"),
+                  "(statements prepared on both connections of the pool)");
+        }
+        expect_upgrade_errors(old, "SQL fallback 1.0");
+        std::string what;
+        expect_error<fastpgcache::Error>("incr on a 1.0 fallback: 42883", "42883", [&] { old.incr("up:n"); }, &what);
+        CHECK(what.find("setup()") != std::string::npos && what.find("fallback/fastpgcache_fallback.sql") != std::string::npos &&
+                  what.find("kept") != std::string::npos,
+              "the message says how: setup() or the script, data kept: " + what);
+        {
+            auto s = old.session();
+            s.begin();
+            expect_error<fastpgcache::Error>("in a transaction (the catalogs cannot be read after the error): 42883 too", "42883",
+                                             [&] { s.incr("up:n"); }, &what);
+            CHECK(what.find("ALTER EXTENSION fastpgcache UPDATE") != std::string::npos && what.find("setup()") != std::string::npos,
+                  "then the message names both ways: " + what);
+            s.rollback();
+        }
+        CHECK(old.get("up:k") == std::optional<std::string>("v") && !old.exists("up:n") && !old.exists("up:x") && !old.exists("up:m"),
+              "the refused calls changed nothing");
+
+        Options ao = as_app("fpc_up_fb", "fpc-up-admin");
+        ao.minconn = 1;
+        FastPgCache admin(ao);
+        CHECK(admin.setup() == Backend::Fallback, "setup() (use_extension=true, a role that may not create it): the fallback");
+        CHECK(d.value(comment_sql) == "fastpgcache fallback 1.1", "upgraded in place to 1.1");
+        CHECK(d.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname = 'cache_set' "
+                      "AND pronargs = 3") == "0" &&
+                  d.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname = 'cache_set'") == "3",
+              "the 1.0 cache_set overloads were replaced by the 1.1 ones");
+        CHECK(old.get("up:k") == std::optional<std::string>("v") && old.ttl("up:k") > 900 && old.get("up:a") == std::optional<std::string>("1"),
+              "the cached data and its expiry were kept");
+        {
+            auto s1 = old.session();
+            auto s2 = old.session();
+            bool ok = false;
+            std::string err;
+            try {
+                ok = s1.set("up:s1", "x") && s2.set("up:s2", "y", 100) && s1.get("up:s2") == std::optional<std::string>("y") &&
+                     s2.get("up:s1") == std::optional<std::string>("x") && s1.ttl("up:s2") > 90 && s2.exists("up:s1") &&
+                     s1.mget({"up:s1", "up:s2"}).size() == 2 && s2.mset({{"up:s3", "3"}}) == 1 && s1.del("up:s3") &&
+                     s2.set_bytes("up:b1", "raw") && s1.set("up:j1", json{{"j", 1}});
+            } catch (const std::exception& e) {
+                err = e.what();
+            }
+            report(ok, "both connections of the pool opened before the upgrade still run their prepared 1.0 statements", err);
+        }
+        CHECK(old.incr("up:n") == 1 && old.incr("up:n", 60) == 2 && old.ttl("up:n") == -1, "the same pool now has incr");
+        CHECK(!old.set("up:k", "w", {}, UpdateType::NotExist) && old.set("up:k", "w", fastpgcache::keep_ttl) && old.ttl("up:k") > 900,
+              "and SET NX / KEEPTTL");
+        CHECK(admin.setup() == Backend::Fallback && d.value(comment_sql) == "fastpgcache fallback 1.1", "setup() again: the same");
+    });
+
+    if (ext_available) {
+        test("a 1.0 fallback where the extension could be created: setup() keeps the fallback and upgrades it", [&] {
+            fresh_db("fpc_up_fb2", "postgres");
+            {
+                Super d("fpc_up_fb2");
+                d.exec(sql10);
+            }
+            Options o = base_options("fpc-up-super");
+            o.database = "fpc_up_fb2";
+            o.user = "postgres";
+            o.password = env("FPC_SUPER_PASSWORD");
+            o.use_extension = true;
+            FastPgCache c(o);
+            CHECK(c.set("up:k", "v"), "(a key in the 1.0 fallback)");
+            CHECK(c.setup() == Backend::Fallback, "setup() as a superuser: the fallback");
+            Super d("fpc_up_fb2");
+            CHECK(d.value("SELECT count(*) FROM pg_extension WHERE extname = 'fastpgcache'") == "0", "no extension was created beside it");
+            CHECK(d.value(comment_sql) == "fastpgcache fallback 1.1" && c.get("up:k") == std::optional<std::string>("v") &&
+                      c.incr("up:n") == 1,
+                  "upgraded to 1.1, the data kept");
+        });
+
+        test("a fallback whose 1.1 function has an overload owned by another role is not trusted", [&] {
+            // setup() then does not run the fallback script over it (that
+            // would fail: the script refuses functions of other owners) but
+            // creates the extension, here in the first schema on search_path.
+            fresh_db("fpc_up_fb3", "postgres");
+            su.exec("DO $$ BEGIN CREATE ROLE mallory; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+            {
+                Super d("fpc_up_fb3");
+                d.exec("CREATE SCHEMA cachey");
+                d.exec("ALTER DATABASE fpc_up_fb3 SET search_path = cachey, public");
+                d.exec(read_file(env("FPC_FALLBACK11")));
+                d.exec("GRANT CREATE ON SCHEMA public TO mallory");
+                d.exec("SET ROLE mallory");
+                d.exec("CREATE FUNCTION public.cache_incr(key text) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$");
+                d.exec("RESET ROLE");
+            }
+            Options o = base_options("fpc-up-mallory");
+            o.database = "fpc_up_fb3";
+            o.user = "postgres";
+            o.password = env("FPC_SUPER_PASSWORD");
+            o.use_extension = true;
+            FastPgCache c(o);
+            CHECK(c.setup() == Backend::Extension, "setup() creates the extension instead of trusting that fallback");
+            Super d("fpc_up_fb3");
+            CHECK(d.value("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'fastpgcache'") == "cachey" &&
+                      c.incr("up:n") == 1 && d.value("SELECT count(*) FROM cachey.cache_entries") == "1",
+                  "and the commands use it");
+        });
+
+        test("extension 1.0: 1.1 commands say ALTER EXTENSION fastpgcache UPDATE; after it the same pool has them", [&] {
+            fresh_db("fpc_up_ext", "postgres");
+            Super d("fpc_up_ext");
+            d.exec("CREATE EXTENSION fastpgcache VERSION '1.0'");
+            Options o = base_options("fpc-up-ext");
+            o.database = "fpc_up_ext";
+            o.user = "postgres";
+            o.password = env("FPC_SUPER_PASSWORD");
+            o.minconn = 1;
+            o.maxconn = 1;
+            FastPgCache c(o);
+            CHECK(c.setup() == Backend::Extension && c.set("up:k", "v", 1000) && c.get("up:k") == std::optional<std::string>("v") &&
+                      c.mset({{"up:a", "1"}}) == 1 && c.ttl("up:k") > 900,
+                  "the 1.0 commands work on extension 1.0");
+            expect_upgrade_errors(c, "ALTER EXTENSION fastpgcache UPDATE");
+            std::string what;
+            expect_error<fastpgcache::Error>("incr on extension 1.0: 42883", "42883", [&] { c.incr("up:n"); }, &what);
+            CHECK(what.find("version 1.0") != std::string::npos, "the message names the installed version: " + what);
+            CHECK(d.value("SELECT extversion FROM pg_extension WHERE extname = 'fastpgcache'") == "1.0", "(setup() did not update it)");
+            d.exec("ALTER EXTENSION fastpgcache UPDATE");
+            CHECK(d.value("SELECT extversion FROM pg_extension WHERE extname = 'fastpgcache'") == "1.1", "ALTER EXTENSION fastpgcache UPDATE");
+            bool ok = false;
+            std::string err;
+            try {
+                ok = c.get("up:k") == std::optional<std::string>("v") && c.set("up:k", "w") && c.ttl("up:k") == -1 &&
+                     c.mget({"up:a"}).at(0) == std::optional<std::string>("1");
+            } catch (const std::exception& e) {
+                err = e.what();
+            }
+            report(ok, "the pool's statements prepared on 1.0 still work", err);
+            CHECK(c.incr("up:n") == 1 && !c.set("up:k", "x", {}, UpdateType::NotExist) && c.strlen("up:k") == 1,
+                  "and the same pool has the 1.1 commands");
+        });
+    }
+
+    test("nothing installed: 42883 says to call setup()", [&] {
+        fresh_db("fpc_up_none", "app");
+        FastPgCache c(as_app("fpc_up_none", "fpc-up-none"));
+        std::string what;
+        expect_error<fastpgcache::Error>("incr before setup(): 42883", "42883", [&] { c.incr("up:n"); }, &what);
+        CHECK(what.find("not installed") != std::string::npos && what.find("setup()") != std::string::npos,
+              "the message says to call setup(): " + what);
+        CHECK(c.setup() == Backend::Fallback && c.incr("up:n") == 1, "after setup(), incr works");
+    });
+}
+
+// ---------------------------------------------------------------------------
 // A frozen server (SIGSTOP): deadlines, cancel, recovery
 // ---------------------------------------------------------------------------
 
@@ -2998,8 +3256,9 @@ int main(int argc, char** argv) {
         else if (what == "databricks") databricks_tests();
         else if (what == "freeze") freeze_tests();
         else if (what == "restart") restart_tests();
+        else if (what == "upgrade") upgrade_tests();
         else {
-            std::cerr << "usage: client_tests api|misc|databricks|freeze|restart\n";
+            std::cerr << "usage: client_tests api|misc|upgrade|databricks|freeze|restart\n";
             return 2;
         }
     } catch (const std::exception& e) {

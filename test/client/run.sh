@@ -10,6 +10,8 @@
 #                          or the extension is not available at all)
 #   4. misc               (connection strings, TLS rules, lc_messages, extension
 #                          schemas, odd replies, a hijacked fallback table)
+#   4b. upgrade           (fastpgcache 1.0 on the server: the 1.1 commands' 42883
+#                          messages; setup() upgrading a 1.0 fallback in place)
 #   5. Databricks         (Autoscaling and Provisioned APIs, PAT, M2M, CLI,
 #                          unified auth order, revocation, backoff, deadlines,
 #                          32-thread soak while the credential rotates)
@@ -191,6 +193,9 @@ FPC_DB=fb_real FPC_USER=app FPC_PASSWORD=$apppw FPC_EXPECT_BACKEND=fallback FPC_
 FPC_DB=postgres FPC_USER=postgres FPC_PASSWORD=$superpw FPC_SUPER_PASSWORD=$superpw FPC_APP_PASSWORD=$apppw \
 FPC_EXT_AVAILABLE=$([ -f "$control" ] && echo 1 || echo 0) \
     client_suite "misc: connection strings, TLS rules, lc_messages, extension schemas, odd replies, hijacked fallback table" misc
+FPC_DB=postgres FPC_USER=postgres FPC_SUPER_PASSWORD=$superpw FPC_APP_PASSWORD=$apppw \
+FPC_EXT_AVAILABLE=$([ -f "$control" ] && echo 1 || echo 0) FPC_FALLBACK10=$here/fallback-1.0.sql FPC_FALLBACK11=$root/fallback/fastpgcache_fallback.sql \
+    client_suite "fastpgcache 1.0 on the server: 42883 messages, setup() upgrading a 1.0 fallback, extension 1.0 -> 1.1" upgrade
 
 # ---------------------------------------------------------------- fake Databricks
 echo "== fake Databricks workspace"

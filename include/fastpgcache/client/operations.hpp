@@ -270,10 +270,66 @@ std::vector<std::pair<std::string, std::string>> collect_pairs(It first, It last
 
 // -- the commands of fastpgcache 1.1 ----------------------------------------------
 
-/// Runs a statement of 1.1 with text parameters (nullptr: SQL NULL).
-inline ResultPtr exec11(Conn& c, Stmt s, const char* /*function*/, const char* const* values, const Deadline& d,
+/// The Error for a function of 1.1 that the server does not have (42883):
+/// says what is installed and how to upgrade it.  Looks at the catalogs
+/// (the failed statement was never executed); where that is not possible
+/// (an aborted transaction), the message names both ways.
+inline Error upgrade_error(Conn& c, const char* function, const Error& e, const Deadline& d) {
+    const std::string fn = std::string(function) + "()";
+    const std::string server = std::string(" (the server said: ") + e.what() + ")";
+    std::string ext, comment;
+    bool known = false;
+    try {
+        auto r = c.exec_sql(
+            "SELECT (SELECT e.extversion FROM pg_catalog.pg_extension AS e WHERE e.extname = 'fastpgcache'), "
+            "pg_catalog.obj_description(pg_catalog.to_regclass('public.cache_entries'), 'pg_class')",
+            PGRES_TUPLES_OK, d, false);
+        if (PQntuples(r.get()) == 1) {
+            known = true;
+            if (!PQgetisnull(r.get(), 0, 0)) ext = PQgetvalue(r.get(), 0, 0);
+            if (!PQgetisnull(r.get(), 0, 1)) comment = PQgetvalue(r.get(), 0, 1);
+        }
+    } catch (const ConnectionLost&) {
+        throw;
+    } catch (const DeadlineExceeded&) {
+        throw;
+    } catch (const Error&) {
+    }
+    const std::string fallback_tag = "fastpgcache fallback";
+    if (known && !ext.empty() && ext.rfind("1.0", 0) == 0)
+        return Error(fn + " needs fastpgcache 1.1, but the fastpgcache extension in this database is version " + ext +
+                         ": upgrade it with ALTER EXTENSION fastpgcache UPDATE (as its owner or a superuser)" + server,
+                     "42883");
+    if (known && ext.empty() && comment.rfind(fallback_tag, 0) == 0)
+        return Error(fn + " needs fastpgcache 1.1, but this database has the SQL fallback" + comment.substr(fallback_tag.size()) +
+                         ": upgrade it in place (the cached data is kept) with setup(), or by running "
+                         "fallback/fastpgcache_fallback.sql again, as the role that owns public.cache_entries" + server,
+                     "42883");
+    if (known && ext.empty() && comment.empty())
+        return Error(fn + " does not exist: the fastpgcache functions are not installed in this database; call setup()" +
+                         server,
+                     "42883");
+    return Error(fn + " does not exist on the server; it is part of fastpgcache 1.1: upgrade the extension with "
+                      "ALTER EXTENSION fastpgcache UPDATE, or the SQL fallback with setup() or by running "
+                      "fallback/fastpgcache_fallback.sql again (it upgrades in place)" + server,
+                 "42883");
+}
+
+/// Runs a statement of 1.1 with text parameters (nullptr: SQL NULL); a
+/// function the server does not have becomes upgrade_error().
+inline ResultPtr exec11(Conn& c, Stmt s, const char* function, const char* const* values, const Deadline& d,
                         int result_format = 0, const int* lengths = nullptr, const int* formats = nullptr) {
-    return c.exec(s, values, lengths, formats, result_format, d);
+    try {
+        return c.exec(s, values, lengths, formats, result_format, d);
+    } catch (const ConnectionLost&) {
+        throw;
+    } catch (const DeadlineExceeded&) {
+        throw;
+    } catch (const Error& e) {
+        // Only when preparing failed: the statement was never executed.
+        if (e.sqlstate() != "42883" || (c.prepared & (std::uint64_t{1} << s))) throw;
+        throw upgrade_error(c, function, e, d);
+    }
 }
 inline ResultPtr exec11(Conn& c, Stmt s, const char* function, std::initializer_list<const char*> values, const Deadline& d,
                         int result_format = 0, const int* lengths = nullptr, const int* formats = nullptr) {
