@@ -220,7 +220,7 @@ fi
 
 # Examples that need only a PostgreSQL server run against the fallback database.
 echo "== examples"
-for ex in basic_usage connection_string context_manager advanced_usage; do
+for ex in basic_usage connection_string context_manager advanced_usage rate_limiter key_scan; do
     [ -x "$work/build/$ex" ] || continue
     if FASTPGCACHE_URL="postgresql://app:$apppw@127.0.0.1:$port/fb_real" "$work/build/$ex" >"$work/ex.out" 2>&1; then
         echo "ok - example runs: $ex"; passed=$((passed + 1))
