@@ -1986,6 +1986,11 @@ void misc_tests() {
             Super d("fpc_oddreply");
             d.exec("CREATE FUNCTION public.cache_ttl(text) RETURNS numeric LANGUAGE sql AS $$ SELECT 1e30 $$");
             d.exec("CREATE FUNCTION public.cache_cleanup() RETURNS text LANGUAGE sql AS $$ SELECT 'many' $$");
+            d.exec("CREATE FUNCTION public.cache_incr(text, bigint, integer) RETURNS numeric LANGUAGE sql AS $$ SELECT 1e30 $$");
+            d.exec("CREATE FUNCTION public.cache_pttl(text) RETURNS text LANGUAGE sql AS $$ SELECT '12ms' $$");
+            d.exec("CREATE FUNCTION public.cache_incrbyfloat(text, double precision) RETURNS real LANGUAGE sql AS $$ SELECT 1.5::real $$");
+            d.exec("CREATE FUNCTION public.cache_scan(bigint, text, integer) RETURNS TABLE(next_cursor bigint, keys text[]) "
+                   "LANGUAGE sql AS $$ SELECT 1::bigint, '{}'::text[] WHERE false $$");
         }
         Options o = base_options("fpc-odd");
         o.database = "fpc_oddreply";
@@ -1996,6 +2001,13 @@ void misc_tests() {
         expect_error<fastpgcache::Error>("an integer reply out of range: Error 22003 (was std::out_of_range)", "22003", [&] { c.ttl("k"); });
         expect_error<fastpgcache::Error>("a reply that is not an integer: Error XX000 (was std::invalid_argument)", "XX000",
                                          [&] { c.cleanup(); });
+        expect_error<fastpgcache::Error>("incr: an integer reply out of range: 22003", "22003", [&] { c.incr("k"); });
+        expect_error<fastpgcache::Error>("pttl: a reply that is not an integer: XX000", "XX000", [&] { c.pttl("k"); });
+        expect_error<fastpgcache::Error>("incrbyfloat: a reply that is not a double precision value: XX000", "XX000",
+                                         [&] { c.incrbyfloat("k", 1); });
+        std::vector<std::string> ks;
+        expect_error<fastpgcache::Error>("scan: a reply without a row (no cursor): XX000", "XX000",
+                                         [&] { c.scan(0, std::back_inserter(ks)); });
     });
 
     Options su = base_options("fpc-misc");
