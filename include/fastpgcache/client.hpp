@@ -12,6 +12,15 @@
 //   cache.set("user:1", nlohmann::json{{"name", "Alice"}}, std::chrono::hours(1));
 //   auto user = cache.get_json("user:1"); // std::optional<nlohmann::json>
 //   cache.with_timeout(std::chrono::milliseconds(50)).get("user:1");
+//   long long hits = cache.incr("hits:alice", std::chrono::minutes(1));  // a rate limiter
+//   for (const std::string& key : cache.scan_keys("user:*")) { ... }
+//
+// The method names and shapes follow redis-plus-plus (sw::redis::Redis); each
+// calls one SQL function (cache_set, cache_incr, cache_scan, ...).  The
+// commands beyond set/get/del/exists/ttl/mget/mset need fastpgcache 1.1 (the
+// extension or the SQL fallback); against 1.0 they raise an Error with
+// SQLSTATE 42883 that says how to upgrade (ALTER EXTENSION fastpgcache
+// UPDATE, or setup() / the fallback script for the fallback).
 //
 // The parts, each usable on its own (nlohmann/json's layout):
 //   client/errors.hpp          Error and its subclasses
@@ -20,7 +29,11 @@
 //   client/databricks.hpp      DatabricksTokenProvider (libcurl)
 //   client/connection.hpp      one connection: deadlines, TLS rules, statements (detail)
 //   client/pool.hpp            the pool (detail)
-//   client/operations.hpp      Commands: set/get/del/exists/ttl/mget/mset/ping...
+//   client/operations.hpp      Commands: the Redis commands (set/get/del/exists/ttl/mget/mset/
+//                              ping; with fastpgcache 1.1 also SET NX/XX/KEEPTTL, getset,
+//                              incr/incrby/decr/decrby/incrbyfloat, append/strlen,
+//                              expire/pexpire/expireat/persist/pttl, getdel/getex, type,
+//                              keys/scan/scan_keys, flushdb/dbsize, msetnx)
 //   client/session.hpp         Session: one connection, transactions
 //   client/cache.hpp           FastPgCache
 //

@@ -4,6 +4,11 @@
 //   client_tests api         FPC_HOST FPC_PORT FPC_DB FPC_USER FPC_PASSWORD
 //                            FPC_EXPECT_BACKEND (extension|fallback) FPC_USE_EXTENSION (0|1)
 //                            FPC_SUPER_CONNINFO (superuser, for pg_terminate_backend)
+//   client_tests upgrade     FPC_HOST FPC_PORT FPC_SUPER_CONNINFO FPC_SUPER_PASSWORD FPC_APP_PASSWORD
+//                            FPC_EXT_AVAILABLE (0|1) FPC_FALLBACK10 (test/client/fallback-1.0.sql)
+//                            FPC_FALLBACK11 (fallback/fastpgcache_fallback.sql):
+//                            fastpgcache 1.0 on the server (fallback, extension): the 1.1
+//                            commands' 42883 messages, setup() upgrading a 1.0 fallback
 //   client_tests misc        FPC_HOST FPC_PORT FPC_SUPER_CONNINFO FPC_SUPER_PASSWORD FPC_APP_PASSWORD
 //                            FPC_EXT_AVAILABLE (0|1): connection strings, TLS defaults,
 //                            extension schemas, a hijacked fallback table
@@ -15,7 +20,7 @@
 //                            FPC_DBX_INSTANCE FPC_DBX_ENDPOINT FPC_FAKE_CLI_DIR FPC_SOAK_SECONDS FPC_TMP
 //   client_tests freeze      api variables + FPC_PGDATA: SIGSTOPs the cluster (deadlines)
 //   client_tests restart     api variables + FPC_RESTART_CMD (crash restart of the server)
-// api also uses FPC_REDIS_PORT (a reference redis-server for multi-key semantics).
+// api also uses FPC_REDIS_PORT (a reference redis-server: the commands are compared with its answers).
 // Prints TAP-like lines and a final "RESULT <passed> <failed>".
 #include <fastpgcache/client.hpp>
 
@@ -26,10 +31,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <future>
 #include <iostream>
 #include <iterator>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
@@ -252,6 +259,784 @@ Options base_options(const std::string& app) {
     o.use_extension = env("FPC_USE_EXTENSION", "1") == "1";
     o.connect_timeout = 5s;
     return o;
+}
+
+// ---------------------------------------------------------------------------
+// The reference redis-server, through redis-cli (arguments passed verbatim)
+// ---------------------------------------------------------------------------
+
+std::string shell_quote(const std::string& s) {
+    std::string out = "'";
+    for (char c : s) {
+        if (c == '\'') out += "'\\''";
+        else out += c;
+    }
+    return out + "'";
+}
+
+std::string redis_cli(const std::vector<std::string>& args, bool raw) {
+    const std::string port = env("FPC_REDIS_PORT");
+    if (port.empty()) throw std::runtime_error("FPC_REDIS_PORT is not set: no reference redis-server");
+    std::string cmd = "redis-cli -p " + port + (raw ? " --raw" : " --no-raw");
+    for (const auto& a : args) cmd += " " + shell_quote(a);
+    cmd += " 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) throw std::runtime_error("popen redis-cli failed");
+    std::string out;
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    pclose(p);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    return out;
+}
+
+// One reply of redis-cli --no-raw.
+struct RedisReply {
+    enum Kind { Nil, Integer, String, Status, Err } kind = Status;
+    std::string text;  // the string (unescaped), the integer, the status or the error message
+    bool ok() const { return kind == Status && text == "OK"; }
+    long long integer() const {
+        if (kind != Integer) throw std::runtime_error("redis: not an integer reply: " + text);
+        return std::stoll(text);
+    }
+    std::optional<std::string> optional() const {
+        if (kind == Nil) return std::nullopt;
+        if (kind != String) throw std::runtime_error("redis: not a string reply: " + text);
+        return text;
+    }
+    // The SQLSTATE our API gives for the same failure.
+    std::string sqlstate() const {
+        if (kind != Err) return {};
+        if (text.find("overflow") != std::string::npos || text.find("NaN or Infinity") != std::string::npos) return "22003";
+        if (text.find("not an integer") != std::string::npos || text.find("not a valid float") != std::string::npos) return "22P02";
+        if (text.find("invalid expire time") != std::string::npos) return "22023";
+        return "redis:" + text;
+    }
+};
+
+RedisReply rcall(const std::vector<std::string>& args) {
+    const std::string out = redis_cli(args, false);
+    RedisReply r;
+    if (out == "(nil)") {
+        r.kind = RedisReply::Nil;
+    } else if (out.rfind("(integer) ", 0) == 0) {
+        r.kind = RedisReply::Integer;
+        r.text = out.substr(10);
+    } else if (out.rfind("(error) ", 0) == 0) {
+        r.kind = RedisReply::Err;
+        r.text = out.substr(8);
+    } else if (out.size() >= 2 && out.front() == '"' && out.back() == '"') {
+        r.kind = RedisReply::String;
+        for (std::size_t i = 1; i + 1 < out.size(); ++i) {
+            char c = out[i];
+            if (c == '\\' && i + 2 < out.size()) {
+                char e = out[++i];
+                if (e == 'n') r.text += '\n';
+                else if (e == 'r') r.text += '\r';
+                else if (e == 't') r.text += '\t';
+                else if (e == 'x' && i + 2 < out.size()) {
+                    r.text += static_cast<char>(std::stoi(out.substr(i + 1, 2), nullptr, 16));
+                    i += 2;
+                } else r.text += e;
+            } else {
+                r.text += c;
+            }
+        }
+    } else {
+        r.kind = RedisReply::Status;
+        r.text = out;
+    }
+    return r;
+}
+
+// A multi-bulk reply (KEYS), one element per line (--raw).
+std::set<std::string> rset_of(const std::vector<std::string>& args) {
+    std::set<std::string> out;
+    std::istringstream in(redis_cli(args, true));
+    for (std::string line; std::getline(in, line);) out.insert(line);
+    return out;
+}
+
+std::string show(const std::optional<std::string>& v) { return v ? "\"" + *v + "\"" : std::string("nil"); }
+std::string show(long long v) { return std::to_string(v); }
+std::string show(bool v) { return v ? "true" : "false"; }
+std::string show(const std::set<std::string>& s) {
+    std::string out = "{";
+    for (const auto& k : s) out += (out.size() > 1 ? "," : "") + k;
+    return out + "}";
+}
+
+// ours == redis's, reported with both values.
+template <class T>
+void same(const T& ours, const T& theirs, const std::string& name) {
+    report(ours == theirs, name, "fastpgcache " + show(ours) + ", redis-server " + show(theirs));
+}
+
+// The SQLSTATE fn raises (empty: none).
+template <class F>
+std::string sqlstate_of(F&& fn, std::string* what = nullptr) {
+    try {
+        fn();
+    } catch (const fastpgcache::Error& e) {
+        if (what) *what = e.what();
+        return e.sqlstate().empty() ? std::string("<none>") : e.sqlstate();
+    }
+    return {};
+}
+
+// ---------------------------------------------------------------------------
+// The commands of fastpgcache 1.1 (extension and fallback), each compared
+// with what redis-server answers to the same sequence
+// ---------------------------------------------------------------------------
+
+// Runs op while the cache table is locked, terminates the backend that waits
+// for the lock (the statement was sent), then releases the lock.
+template <class Op>
+auto killed_during(Super& su, Super& lock, const std::string& table, const std::string& app, Op op) {
+    lock.exec("BEGIN");
+    lock.exec("LOCK TABLE " + table + " IN ACCESS EXCLUSIVE MODE");
+    auto fut = std::async(std::launch::async, op);
+    bool waiting = false;
+    for (int i = 0; i < 200 && !waiting; ++i) {
+        waiting = su.value("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                           {app}) == "1";
+        if (!waiting) std::this_thread::sleep_for(50ms);
+    }
+    su.terminate(app);
+    lock.exec("ROLLBACK");
+    return std::make_pair(waiting, std::move(fut));
+}
+
+void commands11_tests(FastPgCache& cache) {
+    using fastpgcache::UpdateType;
+    using fastpgcache::keep_ttl;
+    const std::string nk("c11:nul\0key", 11), nv("nul\0value", 9);
+
+    test("reference redis-server is empty", [&] { CHECK(rcall({"FLUSHALL"}).ok(), "FLUSHALL"); });
+
+    test("SET NX / XX / KEEPTTL like redis-server", [&] {
+        const std::string k = "c11:set";
+        cache.del({k, "c11:xx", "c11:kt"});
+        same(cache.set(k, "1", {}, UpdateType::NotExist), rcall({"SET", k, "1", "NX"}).ok(), "SET NX of an absent key writes");
+        same(cache.set(k, "2", {}, UpdateType::NotExist), rcall({"SET", k, "2", "NX"}).ok(), "SET NX of a live key does not");
+        same(cache.get(k), rcall({"GET", k}).optional(), "the value is the first one");
+        same(cache.set("c11:xx", "1", 100, UpdateType::Exist), rcall({"SET", "c11:xx", "1", "EX", "100", "XX"}).ok(),
+             "SET XX of an absent key does not write");
+        same(cache.exists("c11:xx") ? 1LL : 0LL, rcall({"EXISTS", "c11:xx"}).integer(), "and creates nothing");
+        same(cache.set(k, std::string("3"), 100, UpdateType::Exist), rcall({"SET", k, "3", "EX", "100", "XX"}).ok(),
+             "SET XX of a live key writes");
+        same(cache.get(k), rcall({"GET", k}).optional(), "the value is the new one");
+        auto t0 = std::chrono::steady_clock::now();
+        same(cache.set(k, "4", keep_ttl), rcall({"SET", k, "4", "KEEPTTL"}).ok(), "SET KEEPTTL");
+        const long long ttl = cache.ttl(k), rttl = rcall({"TTL", k}).integer();
+        report(ttl_ok(ttl, 100, t0) && ttl_ok(rttl, 100, t0), "KEEPTTL keeps the expiry",
+               "fastpgcache " + show(ttl) + ", redis-server " + show(rttl));
+        same(cache.set(k, "5"), rcall({"SET", k, "5"}).ok(), "a plain SET");
+        same(cache.ttl(k), rcall({"TTL", k}).integer(), "a plain SET clears the expiry");
+        same(cache.set("c11:kt", "1", keep_ttl, UpdateType::Exist), rcall({"SET", "c11:kt", "1", "KEEPTTL", "XX"}).ok(),
+             "SET KEEPTTL XX of an absent key");
+        same(cache.set("c11:kt", "1", keep_ttl, UpdateType::NotExist), rcall({"SET", "c11:kt", "1", "KEEPTTL", "NX"}).ok(),
+             "SET KEEPTTL NX of an absent key");
+        same(cache.ttl("c11:kt"), rcall({"TTL", "c11:kt"}).integer(), "KEEPTTL of an absent key: no expiry");
+        // An expired key is absent for NX and XX.
+        cache.set(k, "old", 100);
+        rcall({"SET", k, "old", "EX", "100"});
+        CHECK(cache.pexpire(k, 1) && rcall({"PEXPIRE", k, "1"}).integer() == 1, "(expire in 1 ms)");
+        std::this_thread::sleep_for(20ms);
+        same(cache.set(k, "x", {}, UpdateType::Exist), rcall({"SET", k, "x", "XX"}).ok(), "SET XX of an expired key");
+        same(cache.set(k, "new", {}, UpdateType::NotExist), rcall({"SET", k, "new", "NX"}).ok(), "SET NX of an expired key");
+        same(cache.ttl(k), rcall({"TTL", k}).integer(), "it has no expiry");
+    });
+
+    test("SET options on JSON and bytes values", [&] {
+        const json a = {{"a", 1}}, b = {{"b", 2}};
+        cache.del({"c11:j", "c11:y"});
+        auto t0 = std::chrono::steady_clock::now();
+        CHECK(cache.set("c11:j", a, 100, UpdateType::NotExist), "set(json, NX) of an absent key");
+        CHECK(!cache.set("c11:j", b, {}, UpdateType::NotExist), "set(json, NX) of a live key: false");
+        CHECK(cache.set("c11:j", b, keep_ttl, UpdateType::Exist), "set(json, KEEPTTL, XX)");
+        CHECK(cache.get_json("c11:j") == b && ttl_ok(cache.ttl("c11:j"), 100, t0), "the JSON value with the expiry kept");
+        CHECK(cache.type("c11:j") == std::optional<std::string>("json"), "type() is json");
+        const std::string bin("\x00\xff\x01", 3);
+        CHECK(!cache.set_bytes("c11:y", bin, 50, UpdateType::Exist), "set_bytes(XX) of an absent key: false");
+        CHECK(cache.set_bytes("c11:y", bin, 50, UpdateType::NotExist), "set_bytes(NX)");
+        t0 = std::chrono::steady_clock::now();
+        CHECK(cache.set_bytes("c11:y", "raw", keep_ttl), "set_bytes(KEEPTTL)");
+        CHECK(cache.get_bytes("c11:y") == std::optional<std::string>("raw") && ttl_ok(cache.ttl("c11:y"), 50, t0) &&
+                  cache.type("c11:y") == std::optional<std::string>("bytes"),
+              "bytes with the expiry kept, type bytes");
+        expect_error<fastpgcache::Error>("set(NUL in the key, NX): 22021", "22021", [&] { cache.set(nk, "v", {}, UpdateType::NotExist); });
+        expect_error<fastpgcache::Error>("set(NUL in the value, KEEPTTL): 22021", "22021", [&] { cache.set("c11:nulv", nv, keep_ttl); });
+        expect_error<fastpgcache::Error>("set(ttl 0, XX): 22023", "22023", [&] { cache.set("c11:j", "v", 0, UpdateType::Exist); });
+        const char* null_value = nullptr;
+        expect_error<fastpgcache::Error>("set(nullptr, KEEPTTL): 22004", "22004", [&] { cache.set("c11:j", null_value, keep_ttl); });
+        CHECK(!cache.exists("c11:nulv"), "nothing was written");
+    });
+
+    test("SET NX: 8 threads on one fresh key, exactly one writes", [&] {
+        cache.del("c11:nxrace");
+        std::atomic<int> wins{0}, errors{0};
+        std::vector<std::thread> ts;
+        for (int t = 0; t < 8; ++t)
+            ts.emplace_back([&, t] {
+                try {
+                    if (cache.set("c11:nxrace", std::to_string(t), {}, UpdateType::NotExist)) ++wins;
+                } catch (const std::exception&) {
+                    ++errors;
+                }
+            });
+        for (auto& t : ts) t.join();
+        CHECK(wins == 1 && errors == 0, "one true, seven false (" + std::to_string(wins) + " true, " + std::to_string(errors) + " errors)");
+    });
+
+    test("GETSET like redis-server", [&] {
+        const std::string k = "c11:getset";
+        cache.del(k);
+        same(cache.getset(k, "a"), rcall({"SET", k, "a", "GET"}).optional(), "GETSET of an absent key: nil");
+        same(cache.getset(k, "b", 100), rcall({"SET", k, "b", "EX", "100", "GET"}).optional(), "GETSET returns the old value");
+        same(cache.ttl(k) > 90, rcall({"TTL", k}).integer() > 90, "with EX: the new expiry");
+        same(cache.getset(k, "c"), rcall({"SET", k, "c", "GET"}).optional(), "GETSET again");
+        same(cache.ttl(k), rcall({"TTL", k}).integer(), "without a ttl: no expiry");
+        same(cache.get(k), rcall({"GET", k}).optional(), "the value");
+        cache.set_bytes("c11:gsb", std::string("\xff\xfe", 2));
+        expect_error<fastpgcache::Error>("GETSET of a bytes value that is not text: 22021", "22021",
+                                         [&] { cache.getset("c11:gsb", "x"); });
+        CHECK(cache.get_bytes("c11:gsb") == std::string("\xff\xfe", 2), "and nothing was written");
+        expect_error<fastpgcache::Error>("getset: ttl 0 is 22023", "22023", [&] { cache.getset(k, "x", 0); });
+        expect_error<fastpgcache::Error>("getset: NUL in the key", "22021", [&] { cache.getset(nk, "x"); });
+        expect_error<fastpgcache::Error>("getset: NUL in the value", "22021", [&] { cache.getset(k, nv); });
+        CHECK(cache.get(k) == std::optional<std::string>("c"), "the refused calls changed nothing");
+    });
+
+    test("INCR / INCRBY / DECR / DECRBY like redis-server", [&] {
+        const std::string k = "c11:n";
+        cache.del(k);
+        same(cache.incr(k), rcall({"INCR", k}).integer(), "INCR of an absent key");
+        same(cache.incrby(k, 10), rcall({"INCRBY", k, "10"}).integer(), "INCRBY 10");
+        same(cache.decr(k), rcall({"DECR", k}).integer(), "DECR");
+        same(cache.decrby(k, 20), rcall({"DECRBY", k, "20"}).integer(), "DECRBY 20");
+        same(cache.incrby(k, -5), rcall({"INCRBY", k, "-5"}).integer(), "INCRBY -5");
+        same(cache.decrby("c11:n2", -7), rcall({"DECRBY", "c11:n2", "-7"}).integer(), "DECRBY of an absent key");
+        same(cache.get(k), rcall({"GET", k}).optional(), "the stored text");
+        // Redis's strict integer form: the same values are refused (22P02 for
+        // "not an integer", 22003 for overflow) and left unchanged.
+        for (const std::string v : {"abc", " 1", "1 ", "+1", "01", "-0", "", "1.5", "1e3", "00", "0x10", "9223372036854775808",
+                                    "-9223372036854775809", "9223372036854775807", "-9223372036854775808", "0", "-1"}) {
+            cache.set("c11:v", v);
+            rcall({"SET", "c11:v", v});
+            long long got = 0;
+            const std::string st = sqlstate_of([&] { got = cache.incr("c11:v"); });
+            const RedisReply r = rcall({"INCR", "c11:v"});
+            report(st == r.sqlstate() && (!st.empty() || got == r.integer()), "INCR of \"" + v + "\"",
+                   "fastpgcache [" + st + "] " + show(got) + ", redis-server " + r.text);
+            if (!st.empty()) CHECK(cache.get("c11:v") == std::optional<std::string>(v), "  the refused INCR left \"" + v + "\" unchanged");
+        }
+        cache.set("c11:v", "9223372036854775000");
+        rcall({"SET", "c11:v", "9223372036854775000"});
+        same(sqlstate_of([&] { cache.incrby("c11:v", 1000); }), rcall({"INCRBY", "c11:v", "1000"}).sqlstate(),
+             "INCRBY past INT64_MAX: 22003 like redis's overflow error");
+        cache.set("c11:v", "-1");
+        rcall({"SET", "c11:v", "-1"});
+        same(sqlstate_of([&] { cache.decrby("c11:v", std::numeric_limits<long long>::min()); }),
+             rcall({"DECRBY", "c11:v", "-9223372036854775808"}).sqlstate(), "DECRBY INT64_MIN: 22003 like redis");
+        same(cache.decrby("c11:v", std::numeric_limits<long long>::max()),
+             rcall({"DECRBY", "c11:v", "9223372036854775807"}).integer(), "DECRBY INT64_MAX of -1: INT64_MIN");
+        same(sqlstate_of([&] { cache.decr("c11:v"); }), rcall({"DECR", "c11:v"}).sqlstate(), "DECR of INT64_MIN: 22003 like redis");
+        cache.set_bytes("c11:nb", std::string("\xff", 1));
+        expect_error<fastpgcache::Error>("INCR of a bytes value: 22P02", "22P02", [&] { cache.incr("c11:nb"); });
+        expect_error<fastpgcache::Error>("incr: NUL in the key", "22021", [&] { cache.incr(nk); });
+        expect_error<fastpgcache::Error>("decr: NUL in the key", "22021", [&] { cache.decr(nk); });
+        expect_error<fastpgcache::Error>("incr: ttl 0 is 22023", "22023", [&] { cache.incr("c11:n3", 0); });
+        CHECK(!cache.exists("c11:n3"), "and nothing was created");
+    });
+
+    test("INCR with a ttl: the expiry starts with the key (a fixed window)", [&] {
+        const std::string k = "c11:rl";
+        cache.del(k);
+        auto t0 = std::chrono::steady_clock::now();
+        CHECK(cache.incr(k, 60s) == 1 && ttl_ok(cache.ttl(k), 60, t0), "the first incr creates the key with the ttl");
+        CHECK(cache.incr(k, 5) == 2 && ttl_ok(cache.ttl(k), 60, t0), "a live key keeps its expiry (the ttl is ignored)");
+        CHECK(cache.incrby(k, 3, 5) == 5, "incrby with a ttl");
+        cache.set("c11:rl2", "7");
+        CHECK(cache.incr("c11:rl2", 30) == 8 && cache.ttl("c11:rl2") == -1, "a live key without expiry keeps none");
+        CHECK(cache.pexpire(k, 1), "(expire the window)");
+        std::this_thread::sleep_for(20ms);
+        t0 = std::chrono::steady_clock::now();
+        CHECK(cache.incr(k, 30) == 1 && ttl_ok(cache.ttl(k), 30, t0), "after the window expired: 1 and a new window");
+    });
+
+    test("INCRBYFLOAT like redis-server", [&] {
+        const std::string k = "c11:f";
+        cache.del(k);
+        for (const char* by : {"10.5", "0.25", "-3.75", "5.0e3", "-5007", "3e2", "-0.125"}) {
+            const double ours = cache.incrbyfloat(k, std::strtod(by, nullptr));
+            const RedisReply r = rcall({"INCRBYFLOAT", k, by});
+            report(r.kind == RedisReply::String && ours == std::strtod(r.text.c_str(), nullptr),
+                   std::string("INCRBYFLOAT ") + by, "fastpgcache " + std::to_string(ours) + ", redis-server " + r.text);
+            same(cache.get(k), rcall({"GET", k}).optional(), std::string("  the stored text after INCRBYFLOAT ") + by);
+        }
+        for (const std::string v : {"abc", " 1", "1 ", "", "1e2", ".5", "-.5e1", "nan", "inf", "7"}) {
+            cache.set("c11:fv", v);
+            rcall({"SET", "c11:fv", v});
+            double got = 0;
+            const std::string st = sqlstate_of([&] { got = cache.incrbyfloat("c11:fv", 1.0); });
+            const RedisReply r = rcall({"INCRBYFLOAT", "c11:fv", "1"});
+            report(st == r.sqlstate() && (!st.empty() || got == std::strtod(r.text.c_str(), nullptr)),
+                   "INCRBYFLOAT 1 of \"" + v + "\"", "fastpgcache [" + st + "] " + std::to_string(got) + ", redis-server " + r.text);
+            if (st.empty()) same(cache.get("c11:fv"), rcall({"GET", "c11:fv"}).optional(), "  the stored text");
+            else CHECK(cache.get("c11:fv") == std::optional<std::string>(v), "  the refused INCRBYFLOAT left \"" + v + "\" unchanged");
+        }
+        cache.set("c11:fv", "1");
+        rcall({"SET", "c11:fv", "1"});
+        same(sqlstate_of([&] { cache.incrbyfloat("c11:fv", std::numeric_limits<double>::infinity()); }),
+             rcall({"INCRBYFLOAT", "c11:fv", "inf"}).sqlstate(), "INCRBYFLOAT inf: 22003 like redis");
+        expect_error<fastpgcache::Error>("INCRBYFLOAT NaN: 22003", "22003",
+                                         [&] { cache.incrbyfloat("c11:fv", std::numeric_limits<double>::quiet_NaN()); });
+        CHECK(cache.get("c11:fv") == std::optional<std::string>("1"), "the value is unchanged");
+        auto t0 = std::chrono::steady_clock::now();
+        cache.set("c11:fe", "2.5", 100);
+        CHECK(cache.incrbyfloat("c11:fe", 0.5) == 3.0 && ttl_ok(cache.ttl("c11:fe"), 100, t0), "the key keeps its expiry");
+        rcall({"SET", "c11:fe", "3"});
+        const double r01 = cache.incrbyfloat("c11:fe", 0.1);
+        const RedisReply rr = rcall({"INCRBYFLOAT", "c11:fe", "0.1"});
+        report(r01 == std::strtod(rr.text.c_str(), nullptr), "INCRBYFLOAT 0.1 of 3: the same double as redis-server",
+               "fastpgcache " + std::to_string(r01) + ", redis-server " + rr.text);
+        expect_error<fastpgcache::Error>("incrbyfloat: NUL in the key", "22021", [&] { cache.incrbyfloat(nk, 1); });
+    });
+
+    test("APPEND / STRLEN like redis-server", [&] {
+        const std::string k = "c11:app";
+        cache.del(k);
+        same(cache.strlen(k), rcall({"STRLEN", k}).integer(), "STRLEN of an absent key");
+        same(cache.append(k, "Hello"), rcall({"APPEND", k, "Hello"}).integer(), "APPEND creates the key");
+        same(cache.append(k, " Wörld ✓"), rcall({"APPEND", k, " Wörld ✓"}).integer(), "APPEND returns the length in bytes");
+        same(cache.append(k, ""), rcall({"APPEND", k, ""}).integer(), "APPEND of nothing");
+        same(cache.strlen(k), rcall({"STRLEN", k}).integer(), "STRLEN in bytes");
+        same(cache.get(k), rcall({"GET", k}).optional(), "the value");
+        same(cache.ttl(k), rcall({"TTL", k}).integer(), "created without expiry");
+        auto t0 = std::chrono::steady_clock::now();
+        cache.expire(k, 100);
+        cache.append(k, "!");
+        CHECK(ttl_ok(cache.ttl(k), 100, t0), "APPEND keeps the expiry");
+        cache.set_bytes("c11:appb", std::string("a\0b", 3));
+        CHECK(cache.append("c11:appb", "c") == 4 && cache.get_bytes("c11:appb") == std::string("a\0bc", 4) &&
+                  cache.type("c11:appb") == std::optional<std::string>("bytes"),
+              "APPEND to bytes: stays bytes; STRLEN counts the NUL");
+        CHECK(cache.strlen("c11:appb") == 4, "strlen of a bytes value");
+        cache.set("c11:appj", json{{"a", 1}});
+        cache.append("c11:appj", "x");
+        CHECK(cache.type("c11:appj") == std::optional<std::string>("text"), "APPEND to JSON: the value becomes text");
+        expect_error<fastpgcache::Error>("append: NUL in the value", "22021", [&] { cache.append(k, nv); });
+        expect_error<fastpgcache::Error>("append: NUL in the key", "22021", [&] { cache.append(nk, "x"); });
+        expect_error<fastpgcache::Error>("strlen: NUL in the key", "22021", [&] { cache.strlen(nk); });
+    });
+
+    test("EXPIRE / PEXPIRE / EXPIREAT / PERSIST / PTTL like redis-server", [&] {
+        const std::string k = "c11:exp";
+        cache.del(k);
+        same(cache.expire(k, 100), rcall({"EXPIRE", k, "100"}).integer() == 1, "EXPIRE of an absent key: false");
+        same(cache.pttl(k), rcall({"PTTL", k}).integer(), "PTTL of an absent key: -2");
+        cache.set(k, "v");
+        rcall({"SET", k, "v"});
+        same(cache.pttl(k), rcall({"PTTL", k}).integer(), "PTTL without expiry: -1");
+        same(cache.persist(k), rcall({"PERSIST", k}).integer() == 1, "PERSIST without expiry: false");
+        auto t0 = std::chrono::steady_clock::now();
+        same(cache.expire(k, 100), rcall({"EXPIRE", k, "100"}).integer() == 1, "EXPIRE 100");
+        const long long p = cache.pttl(k), rp = rcall({"PTTL", k}).integer();
+        report(p > 95000 && p <= 100000 && rp > 95000 && rp <= 100000 && ttl_ok(cache.ttl(k), 100, t0), "PTTL after EXPIRE 100",
+               "fastpgcache " + show(p) + ", redis-server " + show(rp));
+        same(cache.persist(k), rcall({"PERSIST", k}).integer() == 1, "PERSIST removes the expiry");
+        same(cache.ttl(k), rcall({"TTL", k}).integer(), "TTL after PERSIST");
+        same(cache.expire(k, std::chrono::minutes(2)), rcall({"EXPIRE", k, "120"}).integer() == 1, "EXPIRE with std::chrono");
+        same(cache.pexpire(k, 1500ms), rcall({"PEXPIRE", k, "1500"}).integer() == 1, "PEXPIRE 1500");
+        const long long p2 = cache.pttl(k);
+        CHECK(p2 > 0 && p2 <= 1500, "PTTL counts milliseconds (" + show(p2) + ")");
+        same(cache.expire(k, 0), rcall({"EXPIRE", k, "0"}).integer() == 1, "EXPIRE 0 deletes the key (true)");
+        same(cache.exists(k) ? 1LL : 0LL, rcall({"EXISTS", k}).integer(), "it is gone");
+        cache.set(k, "v");
+        rcall({"SET", k, "v"});
+        same(cache.pexpire(k, -5), rcall({"PEXPIRE", k, "-5"}).integer() == 1, "PEXPIRE -5 deletes the key");
+        same(cache.exists(k) ? 1LL : 0LL, rcall({"EXISTS", k}).integer(), "it is gone");
+
+        cache.set(k, "v");
+        rcall({"SET", k, "v"});
+        const long long at = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 200;
+        same(cache.expireat(k, at), rcall({"EXPIREAT", k, std::to_string(at)}).integer() == 1, "EXPIREAT unix seconds");
+        const long long t = cache.ttl(k), rt = rcall({"TTL", k}).integer();
+        report(t >= 195 && t <= 200 && std::llabs(t - rt) <= 1, "the same expiry", "fastpgcache " + show(t) + ", redis-server " + show(rt));
+        same(cache.expireat(k, at - 1000), rcall({"EXPIREAT", k, std::to_string(at - 1000)}).integer() == 1,
+             "EXPIREAT in the past deletes the key (true)");
+        same(cache.exists(k) ? 1LL : 0LL, rcall({"EXISTS", k}).integer(), "it is gone");
+        same(cache.expireat(k, at), rcall({"EXPIREAT", k, std::to_string(at)}).integer() == 1, "EXPIREAT of an absent key: false");
+
+        cache.set(k, "v");
+        CHECK(cache.expireat(k, std::chrono::system_clock::now() + 1234ms), "expireat(time_point)");
+        const long long p3 = cache.pttl(k);
+        CHECK(p3 > 900 && p3 <= 1234, "microsecond time points: PTTL " + show(p3) + " <= 1234");
+        CHECK(cache.expireat(k, std::chrono::time_point<std::chrono::system_clock, std::chrono::seconds>(
+                                   std::chrono::seconds(-70000000000LL))) &&
+                  !cache.exists(k),
+              "a time before year 1 (written with BC) is in the past: deleted");
+        cache.set(k, "v");
+        CHECK(cache.expireat(k, std::chrono::time_point<std::chrono::system_clock, std::chrono::seconds>(
+                                   std::chrono::seconds(1LL << 43))) &&
+                  cache.ttl(k) == 2147483647,
+              "a time in year 280000 is accepted (TTL beyond 2^31-1 s reads as 2147483647)");
+        expect_error<fastpgcache::Error>("expireat beyond PostgreSQL's timestamps: 22008", "22008", [&] {
+            cache.expireat(k, std::chrono::time_point<std::chrono::system_clock, std::chrono::seconds>(std::chrono::seconds(1LL << 44)));
+        });
+        expect_error<fastpgcache::Error>("pexpire past timestamptz's range: 22008", "22008", [&] { cache.pexpire(k, 1LL << 62); });
+        expect_error<fastpgcache::Error>("expire of more than 2^31-1 seconds: 22003", "22003", [&] { cache.expire(k, 1LL << 40); });
+        CHECK(cache.ttl(k) == 2147483647, "the refused calls changed nothing");
+
+        cache.set(k, "v");
+        CHECK(cache.pexpire(k, 150), "pexpire 150 ms");
+        std::this_thread::sleep_for(250ms);
+        CHECK(!cache.get(k) && !cache.exists(k) && cache.pttl(k) == -2 && !cache.persist(k) && !cache.expire(k, 10),
+              "a millisecond expiry is honoured: absent for get/exists/pttl/persist/expire");
+        for (auto* name : {"expire", "pexpire", "expireat", "persist", "pttl"}) {
+            expect_error<fastpgcache::Error>(std::string(name) + ": NUL in the key", "22021", [&] {
+                const std::string n = name;
+                if (n == "expire") cache.expire(nk, 10);
+                else if (n == "pexpire") cache.pexpire(nk, 10);
+                else if (n == "expireat") cache.expireat(nk, std::chrono::system_clock::now());
+                else if (n == "persist") cache.persist(nk);
+                else cache.pttl(nk);
+            });
+        }
+    });
+
+    test("GETDEL / GETEX like redis-server", [&] {
+        const std::string k = "c11:gd";
+        cache.del(k);
+        same(cache.getdel(k), rcall({"GETDEL", k}).optional(), "GETDEL of an absent key: nil");
+        cache.set(k, "v", 100);
+        rcall({"SET", k, "v", "EX", "100"});
+        same(cache.getdel(k), rcall({"GETDEL", k}).optional(), "GETDEL returns the value");
+        same(cache.exists(k) ? 1LL : 0LL, rcall({"EXISTS", k}).integer(), "and deletes the key");
+        same(cache.getex(k), rcall({"GETEX", k}).optional(), "GETEX of an absent key: nil");
+        cache.set(k, "w");
+        rcall({"SET", k, "w"});
+        same(cache.getex(k), rcall({"GETEX", k}).optional(), "GETEX without options");
+        same(cache.ttl(k), rcall({"TTL", k}).integer(), "changes nothing");
+        auto t0 = std::chrono::steady_clock::now();
+        same(cache.getex(k, 100), rcall({"GETEX", k, "EX", "100"}).optional(), "GETEX EX 100");
+        const long long t = cache.ttl(k), rt = rcall({"TTL", k}).integer();
+        report(ttl_ok(t, 100, t0) && ttl_ok(rt, 100, t0), "sets the expiry", "fastpgcache " + show(t) + ", redis-server " + show(rt));
+        same(cache.getex(k, fastpgcache::persist), rcall({"GETEX", k, "PERSIST"}).optional(), "GETEX PERSIST");
+        same(cache.ttl(k), rcall({"TTL", k}).integer(), "removes the expiry");
+        same(sqlstate_of([&] { cache.getex(k, 0); }), rcall({"GETEX", k, "EX", "0"}).sqlstate(), "GETEX EX 0: 22023 like redis");
+        cache.set("c11:gdj", json{{"a", 1}});
+        CHECK(cache.getdel("c11:gdj") == std::optional<std::string>(R"({"a": 1})"), "GETDEL of JSON returns its text");
+        cache.set_bytes("c11:gdb", std::string("\xff", 1), 100);
+        expect_error<fastpgcache::Error>("GETDEL of bytes that are not text: 22021", "22021", [&] { cache.getdel("c11:gdb"); });
+        CHECK(cache.exists("c11:gdb"), "and the key is not deleted");
+        expect_error<fastpgcache::Error>("GETEX PERSIST of bytes that are not text: 22021", "22021",
+                                         [&] { cache.getex("c11:gdb", fastpgcache::persist); });
+        CHECK(cache.ttl("c11:gdb") > 0, "and the expiry is not changed");
+        expect_error<fastpgcache::Error>("getdel: NUL in the key", "22021", [&] { cache.getdel(nk); });
+        expect_error<fastpgcache::Error>("getex: NUL in the key", "22021", [&] { cache.getex(nk, 10); });
+    });
+
+    test("TYPE", [&] {
+        cache.set("c11:tt", "t");
+        cache.set("c11:tj", json::array({1, 2}));
+        cache.set_bytes("c11:tb", "b");
+        cache.del("c11:tnone");
+        CHECK(cache.type("c11:tt") == std::optional<std::string>("text") && cache.type("c11:tj") == std::optional<std::string>("json") &&
+                  cache.type("c11:tb") == std::optional<std::string>("bytes"),
+              "text, json, bytes");
+        same(cache.type("c11:tnone").has_value(), rcall({"TYPE", "c11:tnone"}).text != "none", "an absent key has no type (redis: none)");
+        cache.pexpire("c11:tt", 1);
+        std::this_thread::sleep_for(20ms);
+        CHECK(!cache.type("c11:tt"), "nor an expired one");
+        expect_error<fastpgcache::Error>("type: NUL in the key", "22021", [&] { cache.type(nk); });
+    });
+
+    test("MSETNX like redis-server", [&] {
+        cache.del({"c11:m1", "c11:m2", "c11:m3", "c11:md"});
+        same(cache.msetnx({{"c11:m1", "1"}, {"c11:m2", "2"}}), rcall({"MSETNX", "c11:m1", "1", "c11:m2", "2"}).integer() == 1,
+             "MSETNX of absent keys sets them");
+        same(cache.msetnx({{"c11:m2", "x"}, {"c11:m3", "3"}}), rcall({"MSETNX", "c11:m2", "x", "c11:m3", "3"}).integer() == 1,
+             "MSETNX with one live key sets nothing");
+        same(cache.get("c11:m2"), rcall({"GET", "c11:m2"}).optional(), "the live key is unchanged");
+        same(cache.exists("c11:m3") ? 1LL : 0LL, rcall({"EXISTS", "c11:m3"}).integer(), "the absent one was not created");
+        same(cache.msetnx({{"c11:md", "1"}, {"c11:md", "2"}}), rcall({"MSETNX", "c11:md", "1", "c11:md", "2"}).integer() == 1,
+             "MSETNX with a key given twice");
+        same(cache.get("c11:md"), rcall({"GET", "c11:md"}).optional(), "the last value wins");
+        auto t0 = std::chrono::steady_clock::now();
+        std::map<std::string, std::string> m = {{"c11:mt1", "a"}, {"c11:mt2", "b"}};
+        cache.del({"c11:mt1", "c11:mt2"});
+        CHECK(cache.msetnx(m.begin(), m.end(), 100) && ttl_ok(cache.ttl("c11:mt2"), 100, t0), "over a std::map, with a ttl");
+        CHECK(cache.msetnx(std::vector<std::pair<std::string, std::string>>{}), "no pairs: true (nothing to refuse)");
+        expect_error<fastpgcache::Error>("msetnx: NUL in a key", "22021", [&] { cache.msetnx({{"c11:mn", "v"}, {nk, "v"}}); });
+        expect_error<fastpgcache::Error>("msetnx: NUL in a value", "22021", [&] { cache.msetnx({{"c11:mn", nv}}); });
+        expect_error<fastpgcache::Error>("msetnx: ttl 0 is 22023", "22023", [&] { cache.msetnx({{"c11:mn", "v"}}, 0); });
+        CHECK(!cache.exists("c11:mn"), "the refused calls wrote nothing");
+        // Racing msetnx calls with a key in common: one wins, entirely.
+        cache.del({"c11:race"});
+        std::atomic<int> wins{0}, errors{0}, winner{-1};
+        std::vector<std::thread> ts;
+        for (int t = 0; t < 8; ++t)
+            ts.emplace_back([&, t] {
+                try {
+                    if (cache.msetnx({{"c11:race", std::to_string(t)}, {"c11:race:" + std::to_string(t), "x"}})) {
+                        ++wins;
+                        winner = t;
+                    }
+                } catch (const std::exception&) {
+                    ++errors;
+                }
+            });
+        for (auto& t : ts) t.join();
+        int others = 0;
+        for (int t = 0; t < 8; ++t) others += t != winner && cache.exists("c11:race:" + std::to_string(t));
+        CHECK(wins == 1 && errors == 0 && cache.get("c11:race") == std::optional<std::string>(std::to_string(winner)) && others == 0,
+              "8 racing msetnx with a key in common: exactly one sets its keys, the others nothing");
+    });
+
+    test("KEYS / SCAN / DBSIZE / FLUSHDB like redis-server", [&] {
+        const long long before = cache.dbsize();
+        const long long flushed = cache.flushdb();
+        CHECK(flushed == before && flushed > 0, "FLUSHDB returns the number of live entries removed (" + show(flushed) + ")");
+        CHECK(rcall({"FLUSHDB"}).ok(), "(FLUSHDB the reference)");
+        same(cache.dbsize(), rcall({"DBSIZE"}).integer(), "DBSIZE of an empty cache");
+        same(cache.flushdb(), 0LL, "FLUSHDB of an empty cache: 0");
+        std::vector<std::string> names = {"kp:a", "kp:b", "kp:ab", "kp:abc", "kp:*lit", "kp:?q", "kp:[x]", "kp:\\back", "kp:héllo",
+                                          "kp:-", "kp:]", "kp:A", "kp:", "kp:a b", "other:1", "x"};
+        for (int i = 0; i < 50; ++i) names.push_back("sc:" + std::to_string(i));
+        std::vector<std::pair<std::string, std::string>> items;
+        std::vector<std::string> margs = {"MSET"};
+        for (const auto& n : names) {
+            items.emplace_back(n, "v");
+            margs.push_back(n);
+            margs.push_back("v");
+        }
+        CHECK(cache.mset(items) == static_cast<long long>(names.size()) && rcall(margs).ok(), "(the same keys in both)");
+        cache.set("kp:expired", "v");
+        cache.pexpire("kp:expired", 1);
+        std::this_thread::sleep_for(20ms);
+        same(cache.dbsize(), rcall({"DBSIZE"}).integer(), "DBSIZE (an expired entry is not counted)");
+        for (const std::string pattern : {"*", "kp:*", "kp:?", "kp:??", "kp:[ab]*", "kp:[^a]*", "kp:[a-c]", "kp:[c-a]", "kp:\\*lit",
+                                          "kp:*lit", "kp:[", "kp:[a", "kp:\\", "kp:[\\]]", "kp:*[x]*", "kp:h?llo", "kp:h??llo",
+                                          "KP:*", "kp:[!a]*", "kp:a\\ b", "kp:a?b", "sc:1*", "nomatch*", "", "kp:", "*:*", "[kx]*"}) {
+            auto ours = cache.keys(pattern);
+            std::set<std::string> got(ours.begin(), ours.end());
+            same(got, rset_of({"KEYS", pattern}), "KEYS '" + pattern + "'");
+            CHECK(got.size() == ours.size(), "  each key once");
+        }
+        std::set<std::string> via_output;
+        cache.keys("sc:*", std::inserter(via_output, via_output.end()));
+        same(via_output, rset_of({"KEYS", "sc:*"}), "keys(pattern, output iterator)");
+
+        // A full SCAN, redis-plus-plus style.
+        std::set<std::string> scanned;
+        long long cursor = 0;
+        int calls = 0;
+        do {
+            cursor = cache.scan(cursor, "sc:*", 7, std::inserter(scanned, scanned.end()));
+            ++calls;
+            CHECK(cursor >= 0, "  the cursor is never negative");
+        } while (cursor != 0 && calls < 1000);
+        same(scanned, rset_of({"KEYS", "sc:*"}), "a SCAN iteration (MATCH sc:* COUNT 7) returns the keys KEYS does");
+        CHECK(calls > 5, "in several steps (" + std::to_string(calls) + ")");
+        std::vector<std::string> all;
+        cursor = 0;
+        calls = 0;
+        do {
+            cursor = cache.scan(cursor, std::back_inserter(all));
+        } while (cursor != 0 && ++calls < 1000);
+        same(std::set<std::string>(all.begin(), all.end()), rset_of({"KEYS", "*"}), "scan(cursor, output) covers every key");
+        std::vector<std::string> one;
+        const long long c1 = cache.scan(0, 1, std::back_inserter(one));
+        CHECK(c1 > 0 && one.size() <= 2, "COUNT 1: one entry examined, a cursor to go on");
+        std::vector<std::string> none;
+        cursor = 0;
+        do cursor = cache.scan(cursor, "nomatch*", std::back_inserter(none));
+        while (cursor != 0);
+        CHECK(none.empty(), "a pattern nothing matches: an iteration with no keys");
+
+        // The range helper.
+        std::set<std::string> ranged;
+        std::size_t n = 0;
+        for (const std::string& key : cache.scan_keys("kp:*", 3)) {
+            ranged.insert(key);
+            ++n;
+        }
+        same(ranged, rset_of({"KEYS", "kp:*"}), "for (key : scan_keys(\"kp:*\", 3))");
+        CHECK(n >= ranged.size(), "(every key at least once)");
+        auto empty_range = cache.scan_keys("nomatch*");
+        CHECK(empty_range.begin() == empty_range.end(), "scan_keys with no match: an empty range");
+        {
+            auto s = cache.session();
+            auto r = s.scan_keys("sc:*", 10);
+            std::set<std::string> via_session(r.begin(), r.end());
+            same(via_session, rset_of({"KEYS", "sc:*"}), "scan_keys on a Session");
+        }
+        std::set<std::string> bounded;
+        for (const auto& key : cache.with_timeout(30s).scan_keys("sc:*", 20)) bounded.insert(key);
+        same(bounded, rset_of({"KEYS", "sc:*"}), "scan_keys through with_timeout() (the range keeps the view)");
+        auto it_range = cache.scan_keys("sc:1*", 2);
+        auto it = it_range.begin();
+        std::set<std::string> post;
+        while (it != it_range.end()) post.insert(*it++);
+        same(post, rset_of({"KEYS", "sc:1*"}), "it++ / *it++ on the range's iterator");
+
+        // Keys that exist for the whole iteration are returned while others write.
+        std::atomic<bool> stop{false};
+        std::thread churn([&] {
+            for (int i = 0; !stop; ++i) {
+                try {
+                    cache.set("churn:" + std::to_string(i % 200), "v");
+                    if (i % 3 == 0) cache.del("churn:" + std::to_string((i * 7) % 200));
+                } catch (const std::exception&) {
+                }
+            }
+        });
+        std::set<std::string> under_churn;
+        for (const auto& key : cache.scan_keys("sc:*", 4)) under_churn.insert(key);
+        stop = true;
+        churn.join();
+        same(under_churn, rset_of({"KEYS", "sc:*"}), "SCAN while another thread writes and deletes: every stable key");
+        std::vector<std::string> churned;
+        for (int i = 0; i < 200; ++i) churned.push_back("churn:" + std::to_string(i));
+        cache.del(churned);
+
+        expect_error<fastpgcache::Error>("scan: a negative cursor is 22023", "22023", [&] { cache.scan(-1, std::back_inserter(none)); });
+        expect_error<fastpgcache::Error>("scan: COUNT 0 is 22023", "22023", [&] { cache.scan(0, 0, std::back_inserter(none)); });
+        expect_error<fastpgcache::Error>("scan: a COUNT beyond int4 is 22003", "22003",
+                                         [&] { cache.scan(0, 1LL << 40, std::back_inserter(none)); });
+        expect_error<fastpgcache::Error>("scan: NUL in the pattern", "22021", [&] { cache.scan(0, nk, std::back_inserter(none)); });
+        expect_error<fastpgcache::Error>("keys: NUL in the pattern", "22021", [&] { cache.keys(nk); });
+        expect_error<fastpgcache::Error>("scan_keys: an error surfaces from begin()", "22023", [&] { cache.scan_keys("*", 0).begin(); });
+
+        // FLUSHDB is transactional.
+        const long long live = cache.dbsize();
+        same(live, rcall({"DBSIZE"}).integer(), "DBSIZE");
+        {
+            auto s = cache.session();
+            s.begin();
+            CHECK(s.flushdb() == live && s.dbsize() == 0, "FLUSHDB inside a transaction");
+            s.rollback();
+        }
+        CHECK(cache.dbsize() == live, "a rolled-back FLUSHDB removed nothing");
+        CHECK(cache.flushdb() == live && cache.dbsize() == 0 && cache.keys().empty(), "FLUSHDB: empty");
+        rcall({"FLUSHDB"});
+    });
+
+    test("1.1 writes are never re-sent once sent; reads are retried", [&] {
+        Super su;
+        Super lock(env("FPC_DB"));
+        const std::string table = cache_table(lock);
+        Options p = base_options("fpc-retry11");
+        p.minconn = 1;
+        p.maxconn = 1;
+        FastPgCache c(p);
+        c.set("r11:n", "5");
+        c.set("r11:s", "abc", 1000);
+        // Each write: OutcomeUnknownError, and it did not run (nor twice).
+        auto unknown = [&](const std::string& name, auto op) {
+            auto res = killed_during(su, lock, table, "fpc-retry11", op);
+            auto& f = res.second;
+            expect_error<fastpgcache::OutcomeUnknownError>(name + " is not re-sent once sent: OutcomeUnknownError", "08007",
+                                                           [&] { f.get(); });
+            if (!res.first) report(false, name + ": it was blocked on the lock when its backend was terminated");
+        };
+        unknown("incr", [&] { return c.incr("r11:n"); });
+        unknown("incrby with a ttl", [&] { return c.incrby("r11:n", 3, 60); });
+        unknown("decrby", [&] { return c.decrby("r11:n", 2); });
+        unknown("incrbyfloat", [&] { return c.incrbyfloat("r11:n", 1.5); });
+        CHECK(c.get("r11:n") == std::optional<std::string>("5"), "the counter is unchanged: no increment ran, none twice");
+        unknown("append", [&] { return c.append("r11:s", "d"); });
+        unknown("set NX", [&] { return c.set("r11:new", "v", {}, fastpgcache::UpdateType::NotExist); });
+        unknown("set KEEPTTL", [&] { return c.set("r11:s", "x", fastpgcache::keep_ttl); });
+        unknown("getset", [&] { return c.getset("r11:s", "y"); });
+        unknown("expire", [&] { return c.expire("r11:s", 5); });
+        unknown("pexpire", [&] { return c.pexpire("r11:s", 5000); });
+        unknown("expireat", [&] { return c.expireat("r11:s", std::chrono::system_clock::now() + 5s); });
+        unknown("persist", [&] { return c.persist("r11:s"); });
+        unknown("getdel", [&] { return c.getdel("r11:s"); });
+        unknown("getex with a ttl", [&] { return c.getex("r11:s", 5); });
+        unknown("getex persist", [&] { return c.getex("r11:s", fastpgcache::persist); });
+        unknown("msetnx", [&] { return c.msetnx({{"r11:m", "v"}}); });
+        unknown("flushdb", [&] { return c.flushdb(); });
+        CHECK(c.get("r11:s") == std::optional<std::string>("abc") && c.ttl("r11:s") > 900 && !c.exists("r11:new") &&
+                  !c.exists("r11:m"),
+              "none of them happened");
+        // Reads are retried on a new connection.
+        auto retried = [&](const std::string& name, auto op, auto want) {
+            auto res = killed_during(su, lock, table, "fpc-retry11", op);
+            bool ok = false;
+            std::string why;
+            try {
+                ok = res.second.get() == want;
+            } catch (const std::exception& e) {
+                why = e.what();
+            }
+            report(res.first && ok, name + " (a read) is retried after its connection was lost", why);
+        };
+        retried("strlen", [&] { return c.strlen("r11:s"); }, 3LL);
+        retried("pttl", [&] { return c.pttl("r11:n"); }, -1LL);
+        retried("type", [&] { return c.type("r11:s"); }, std::optional<std::string>("text"));
+        retried("getex without options", [&] { return c.getex("r11:s"); }, std::optional<std::string>("abc"));
+        retried("dbsize", [&] { return c.dbsize() >= 2; }, true);
+        retried("keys", [&] { return c.keys("r11:*").size(); }, std::size_t{2});
+        retried("scan", [&] {
+            std::vector<std::string> ks;
+            long long cur = 0;
+            do cur = c.scan(cur, "r11:*", 1000, std::back_inserter(ks));
+            while (cur != 0);
+            return ks.size();
+        }, std::size_t{2});
+    });
+
+    test("metrics: each 1.1 command reports its name and whether it writes", [&] {
+        auto recs = std::make_shared<std::vector<std::pair<std::string, bool>>>();
+        auto mu = std::make_shared<std::mutex>();
+        Options p = base_options("fpc-metrics11");
+        p.minconn = 1;
+        p.on_operation = [recs, mu](const fastpgcache::OperationMetrics& m) {
+            std::lock_guard<std::mutex> lk(*mu);
+            recs->emplace_back(std::string(m.operation), m.write);
+        };
+        FastPgCache c(p);
+        c.set("m11:k", "1", {}, UpdateType::NotExist);
+        c.set("m11:k", "2", keep_ttl);
+        c.getset("m11:k", "3");
+        c.incr("m11:k");
+        c.incrby("m11:k", 2);
+        c.decr("m11:k");
+        c.decrby("m11:k", 2);
+        c.incrbyfloat("m11:k", 1);
+        c.append("m11:k", "0");
+        c.strlen("m11:k");
+        c.expire("m11:k", 100);
+        c.pexpire("m11:k", 100000);
+        c.expireat("m11:k", std::chrono::system_clock::now() + 100s);
+        c.persist("m11:k");
+        c.pttl("m11:k");
+        c.getex("m11:k");
+        c.getex("m11:k", 100);
+        c.getex("m11:k", fastpgcache::persist);
+        c.type("m11:k");
+        c.keys("m11:*");
+        std::vector<std::string> out;
+        c.scan(0, "m11:*", 10, std::back_inserter(out));
+        c.dbsize();
+        c.msetnx({{"m11:n", "1"}});
+        c.getdel("m11:k");
+        const std::vector<std::pair<std::string, bool>> want = {
+            {"set", true},      {"set", true},     {"getset", true},   {"incr", true},     {"incrby", true},
+            {"decr", true},     {"decrby", true},  {"incrbyfloat", true}, {"append", true}, {"strlen", false},
+            {"expire", true},   {"pexpire", true}, {"expireat", true}, {"persist", true},  {"pttl", false},
+            {"getex", false},   {"getex", true},   {"getex", true},    {"type", false},    {"keys", false},
+            {"scan", false},    {"dbsize", false}, {"msetnx", true},   {"getdel", true}};
+        std::lock_guard<std::mutex> lk(*mu);
+        std::string got;
+        for (const auto& r : *recs) got += r.first + (r.second ? "(w) " : "(r) ");
+        CHECK(*recs == want, "names and read/write flags: " + got);
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -921,6 +1706,8 @@ void api_tests() {
                                                              captured.substr(0, 200) + "]");
     });
 
+    commands11_tests(cache);
+
     if (expect == "fallback") {
         test("a key_hash collision overwrites, like the extension", [&] {
             Super db(env("FPC_DB"));
@@ -1199,6 +1986,11 @@ void misc_tests() {
             Super d("fpc_oddreply");
             d.exec("CREATE FUNCTION public.cache_ttl(text) RETURNS numeric LANGUAGE sql AS $$ SELECT 1e30 $$");
             d.exec("CREATE FUNCTION public.cache_cleanup() RETURNS text LANGUAGE sql AS $$ SELECT 'many' $$");
+            d.exec("CREATE FUNCTION public.cache_incr(text, bigint, integer) RETURNS numeric LANGUAGE sql AS $$ SELECT 1e30 $$");
+            d.exec("CREATE FUNCTION public.cache_pttl(text) RETURNS text LANGUAGE sql AS $$ SELECT '12ms' $$");
+            d.exec("CREATE FUNCTION public.cache_incrbyfloat(text, double precision) RETURNS real LANGUAGE sql AS $$ SELECT 1.5::real $$");
+            d.exec("CREATE FUNCTION public.cache_scan(bigint, text, integer) RETURNS TABLE(next_cursor bigint, keys text[]) "
+                   "LANGUAGE sql AS $$ SELECT 1::bigint, '{}'::text[] WHERE false $$");
         }
         Options o = base_options("fpc-odd");
         o.database = "fpc_oddreply";
@@ -1209,6 +2001,13 @@ void misc_tests() {
         expect_error<fastpgcache::Error>("an integer reply out of range: Error 22003 (was std::out_of_range)", "22003", [&] { c.ttl("k"); });
         expect_error<fastpgcache::Error>("a reply that is not an integer: Error XX000 (was std::invalid_argument)", "XX000",
                                          [&] { c.cleanup(); });
+        expect_error<fastpgcache::Error>("incr: an integer reply out of range: 22003", "22003", [&] { c.incr("k"); });
+        expect_error<fastpgcache::Error>("pttl: a reply that is not an integer: XX000", "XX000", [&] { c.pttl("k"); });
+        expect_error<fastpgcache::Error>("incrbyfloat: a reply that is not a double precision value: XX000", "XX000",
+                                         [&] { c.incrbyfloat("k", 1); });
+        std::vector<std::string> ks;
+        expect_error<fastpgcache::Error>("scan: a reply without a row (no cursor): XX000", "XX000",
+                                         [&] { c.scan(0, std::back_inserter(ks)); });
     });
 
     Options su = base_options("fpc-misc");
@@ -1330,6 +2129,259 @@ void misc_tests() {
         FastPgCache c(app);
         CHECK(c.setup() == Backend::Fallback && c.set("h:k", "v") && c.get("h:k") == std::optional<std::string>("v"),
               "once the table is gone, the fallback installs normally");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// fastpgcache 1.0 on the server: the 1.1 commands say how to upgrade;
+// setup() upgrades a 1.0 fallback in place; pools opened before keep working
+// ---------------------------------------------------------------------------
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read " + path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Runs SQL text as role app (password authentication over TCP).
+void exec_as_app(const std::string& db, const std::string& sql) {
+    fastpgcache::detail::ConnPtr c(PQconnectdb(("host=" + env("FPC_HOST") + " port=" + env("FPC_PORT") + " dbname=" + db +
+                                                " user=app password=" + env("FPC_APP_PASSWORD"))
+                                                   .c_str()));
+    if (PQstatus(c.get()) != CONNECTION_OK) throw std::runtime_error("app connection failed");
+    fastpgcache::detail::ResultPtr r(PQexec(c.get(), sql.c_str()));
+    if (PQresultStatus(r.get()) != PGRES_COMMAND_OK && PQresultStatus(r.get()) != PGRES_TUPLES_OK)
+        throw std::runtime_error(std::string("as app: ") + PQerrorMessage(c.get()));
+}
+
+// Every command of 1.1, each expected to fail with 42883 naming its SQL
+// function, on a server that has only 1.0.
+void expect_upgrade_errors(FastPgCache& c, const std::string& must_mention) {
+    using fastpgcache::UpdateType;
+    std::vector<std::string> ks;
+    const std::vector<std::pair<std::string, std::function<void()>>> calls = {
+        {"cache_set", [&] { c.set("up:x", "v", {}, UpdateType::NotExist); }},
+        {"cache_set", [&] { c.set("up:x", "v", fastpgcache::keep_ttl); }},
+        {"cache_set", [&] { c.set_bytes("up:x", "v", 10, UpdateType::Exist); }},
+        {"cache_set", [&] { c.set("up:x", json{{"a", 1}}, {}, UpdateType::Exist); }},
+        {"cache_getset", [&] { c.getset("up:x", "v"); }},
+        {"cache_incr", [&] { c.incr("up:n", 60); }},
+        {"cache_incr", [&] { c.incrby("up:n", 2); }},
+        {"cache_decr", [&] { c.decr("up:n"); }},
+        {"cache_decr", [&] { c.decrby("up:n", 2); }},
+        {"cache_incrbyfloat", [&] { c.incrbyfloat("up:n", 1.5); }},
+        {"cache_append", [&] { c.append("up:x", "v"); }},
+        {"cache_strlen", [&] { c.strlen("up:x"); }},
+        {"cache_expire", [&] { c.expire("up:k", 10); }},
+        {"cache_pexpire", [&] { c.pexpire("up:k", 10); }},
+        {"cache_expireat", [&] { c.expireat("up:k", std::chrono::system_clock::now()); }},
+        {"cache_persist", [&] { c.persist("up:k"); }},
+        {"cache_pttl", [&] { c.pttl("up:k"); }},
+        {"cache_getdel", [&] { c.getdel("up:k"); }},
+        {"cache_getex", [&] { c.getex("up:k"); }},
+        {"cache_getex", [&] { c.getex("up:k", fastpgcache::persist); }},
+        {"cache_type", [&] { c.type("up:k"); }},
+        {"cache_keys", [&] { c.keys("up:*"); }},
+        {"cache_scan", [&] { c.scan(0, std::back_inserter(ks)); }},
+        {"cache_scan", [&] { c.scan_keys().begin(); }},
+        {"cache_flush", [&] { c.flushdb(); }},
+        {"cache_dbsize", [&] { c.dbsize(); }},
+        {"cache_msetnx", [&] { c.msetnx({{"up:m", "v"}}); }},
+    };
+    int i = 0;
+    for (const auto& call : calls) {
+        std::string what;
+        const std::string st = sqlstate_of(call.second, &what);
+        report(st == "42883" && what.find(call.first + "()") != std::string::npos && what.find(must_mention) != std::string::npos,
+               "#" + std::to_string(++i) + " " + call.first + ": 42883 naming " + call.first + "() and \"" + must_mention + "\"",
+               "[" + st + "] " + what);
+    }
+}
+
+void upgrade_tests() {
+    using fastpgcache::UpdateType;
+    const std::string sql10 = read_file(env("FPC_FALLBACK10"));
+    const bool ext_available = env("FPC_EXT_AVAILABLE") == "1";
+    Super su;
+    auto fresh_db = [&](const std::string& name, const std::string& owner) {
+        su.exec("DROP DATABASE IF EXISTS " + name);
+        su.exec("CREATE DATABASE " + name + " OWNER " + owner);
+    };
+    auto as_app = [](const std::string& db, const std::string& app_name) {
+        Options o = base_options(app_name);
+        o.database = db;
+        o.user = "app";
+        o.password = env("FPC_APP_PASSWORD");
+        o.use_extension = true;  // the real fallback trigger: app may not create the extension
+        return o;
+    };
+    const std::string comment_sql = "SELECT obj_description('public.cache_entries'::regclass, 'pg_class')";
+
+    test("a 1.0 fallback: 1.1 commands fail with 42883 saying how to upgrade; setup() upgrades it; an open pool keeps working", [&] {
+        fresh_db("fpc_up_fb", "app");
+        exec_as_app("fpc_up_fb", sql10);
+        Super d("fpc_up_fb");
+        CHECK(d.value(comment_sql) == "fastpgcache fallback 1.0", "(the 1.0 fallback is installed, by role app)");
+        Options o = as_app("fpc_up_fb", "fpc-up-old");
+        o.minconn = 2;
+        o.maxconn = 2;
+        FastPgCache old(o);  // an application started before the upgrade: no setup()
+        CHECK(old.set("up:k", "v", 1000) && old.get("up:k") == std::optional<std::string>("v") &&
+                  old.mset({{"up:a", "1"}, {"up:b", "2"}}) == 2 && old.mget({"up:a", "up:b"}).size() == 2 && old.exists("up:a") &&
+                  old.del("up:b") && old.ttl("up:k") > 900,
+              "the 1.0 commands work on 1.0");
+        {
+            // Both connections prepare the 1.0 statements.
+            auto s1 = old.session();
+            auto s2 = old.session();
+            CHECK(s1.set("up:s1", "1") && s2.set("up:s2", "2") && s1.get("up:s2") && s2.get("up:s1") && s1.ttl("up:s1") == -1 &&
+                      s2.exists("up:s1") && s1.mget({"up:s1"}).size() == 1 && s2.mset({{"up:s3", "3"}}) == 1 && s2.del("up:s3"),
+                  "(statements prepared on both connections of the pool)");
+        }
+        expect_upgrade_errors(old, "SQL fallback 1.0");
+        std::string what;
+        expect_error<fastpgcache::Error>("incr on a 1.0 fallback: 42883", "42883", [&] { old.incr("up:n"); }, &what);
+        CHECK(what.find("setup()") != std::string::npos && what.find("fallback/fastpgcache_fallback.sql") != std::string::npos &&
+                  what.find("kept") != std::string::npos,
+              "the message says how: setup() or the script, data kept: " + what);
+        {
+            auto s = old.session();
+            s.begin();
+            expect_error<fastpgcache::Error>("in a transaction (the catalogs cannot be read after the error): 42883 too", "42883",
+                                             [&] { s.incr("up:n"); }, &what);
+            CHECK(what.find("ALTER EXTENSION fastpgcache UPDATE") != std::string::npos && what.find("setup()") != std::string::npos,
+                  "then the message names both ways: " + what);
+            s.rollback();
+        }
+        CHECK(old.get("up:k") == std::optional<std::string>("v") && !old.exists("up:n") && !old.exists("up:x") && !old.exists("up:m"),
+              "the refused calls changed nothing");
+
+        Options ao = as_app("fpc_up_fb", "fpc-up-admin");
+        ao.minconn = 1;
+        FastPgCache admin(ao);
+        CHECK(admin.setup() == Backend::Fallback, "setup() (use_extension=true, a role that may not create it): the fallback");
+        CHECK(d.value(comment_sql) == "fastpgcache fallback 1.1", "upgraded in place to 1.1");
+        CHECK(d.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname = 'cache_set' "
+                      "AND pronargs = 3") == "0" &&
+                  d.value("SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace AND proname = 'cache_set'") == "3",
+              "the 1.0 cache_set overloads were replaced by the 1.1 ones");
+        CHECK(old.get("up:k") == std::optional<std::string>("v") && old.ttl("up:k") > 900 && old.get("up:a") == std::optional<std::string>("1"),
+              "the cached data and its expiry were kept");
+        {
+            auto s1 = old.session();
+            auto s2 = old.session();
+            bool ok = false;
+            std::string err;
+            try {
+                ok = s1.set("up:s1", "x") && s2.set("up:s2", "y", 100) && s1.get("up:s2") == std::optional<std::string>("y") &&
+                     s2.get("up:s1") == std::optional<std::string>("x") && s1.ttl("up:s2") > 90 && s2.exists("up:s1") &&
+                     s1.mget({"up:s1", "up:s2"}).size() == 2 && s2.mset({{"up:s3", "3"}}) == 1 && s1.del("up:s3") &&
+                     s2.set_bytes("up:b1", "raw") && s1.set("up:j1", json{{"j", 1}});
+            } catch (const std::exception& e) {
+                err = e.what();
+            }
+            report(ok, "both connections of the pool opened before the upgrade still run their prepared 1.0 statements", err);
+        }
+        CHECK(old.incr("up:n") == 1 && old.incr("up:n", 60) == 2 && old.ttl("up:n") == -1, "the same pool now has incr");
+        CHECK(!old.set("up:k", "w", {}, UpdateType::NotExist) && old.set("up:k", "w", fastpgcache::keep_ttl) && old.ttl("up:k") > 900,
+              "and SET NX / KEEPTTL");
+        CHECK(admin.setup() == Backend::Fallback && d.value(comment_sql) == "fastpgcache fallback 1.1", "setup() again: the same");
+    });
+
+    if (ext_available) {
+        test("a 1.0 fallback where the extension could be created: setup() keeps the fallback and upgrades it", [&] {
+            fresh_db("fpc_up_fb2", "postgres");
+            {
+                Super d("fpc_up_fb2");
+                d.exec(sql10);
+            }
+            Options o = base_options("fpc-up-super");
+            o.database = "fpc_up_fb2";
+            o.user = "postgres";
+            o.password = env("FPC_SUPER_PASSWORD");
+            o.use_extension = true;
+            FastPgCache c(o);
+            CHECK(c.set("up:k", "v"), "(a key in the 1.0 fallback)");
+            CHECK(c.setup() == Backend::Fallback, "setup() as a superuser: the fallback");
+            Super d("fpc_up_fb2");
+            CHECK(d.value("SELECT count(*) FROM pg_extension WHERE extname = 'fastpgcache'") == "0", "no extension was created beside it");
+            CHECK(d.value(comment_sql) == "fastpgcache fallback 1.1" && c.get("up:k") == std::optional<std::string>("v") &&
+                      c.incr("up:n") == 1,
+                  "upgraded to 1.1, the data kept");
+        });
+
+        test("a fallback whose 1.1 function has an overload owned by another role is not trusted", [&] {
+            // setup() then does not run the fallback script over it (that
+            // would fail: the script refuses functions of other owners) but
+            // creates the extension, here in the first schema on search_path.
+            fresh_db("fpc_up_fb3", "postgres");
+            su.exec("DO $$ BEGIN CREATE ROLE mallory; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+            {
+                Super d("fpc_up_fb3");
+                d.exec("CREATE SCHEMA cachey");
+                d.exec("ALTER DATABASE fpc_up_fb3 SET search_path = cachey, public");
+                d.exec(read_file(env("FPC_FALLBACK11")));
+                d.exec("GRANT CREATE ON SCHEMA public TO mallory");
+                d.exec("SET ROLE mallory");
+                d.exec("CREATE FUNCTION public.cache_incr(key text) RETURNS bigint LANGUAGE sql AS $$ SELECT 0::bigint $$");
+                d.exec("RESET ROLE");
+            }
+            Options o = base_options("fpc-up-mallory");
+            o.database = "fpc_up_fb3";
+            o.user = "postgres";
+            o.password = env("FPC_SUPER_PASSWORD");
+            o.use_extension = true;
+            FastPgCache c(o);
+            CHECK(c.setup() == Backend::Extension, "setup() creates the extension instead of trusting that fallback");
+            Super d("fpc_up_fb3");
+            CHECK(d.value("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'fastpgcache'") == "cachey" &&
+                      c.incr("up:n") == 1 && d.value("SELECT count(*) FROM cachey.cache_entries") == "1",
+                  "and the commands use it");
+        });
+
+        test("extension 1.0: 1.1 commands say ALTER EXTENSION fastpgcache UPDATE; after it the same pool has them", [&] {
+            fresh_db("fpc_up_ext", "postgres");
+            Super d("fpc_up_ext");
+            d.exec("CREATE EXTENSION fastpgcache VERSION '1.0'");
+            Options o = base_options("fpc-up-ext");
+            o.database = "fpc_up_ext";
+            o.user = "postgres";
+            o.password = env("FPC_SUPER_PASSWORD");
+            o.minconn = 1;
+            o.maxconn = 1;
+            FastPgCache c(o);
+            CHECK(c.setup() == Backend::Extension && c.set("up:k", "v", 1000) && c.get("up:k") == std::optional<std::string>("v") &&
+                      c.mset({{"up:a", "1"}}) == 1 && c.ttl("up:k") > 900,
+                  "the 1.0 commands work on extension 1.0");
+            expect_upgrade_errors(c, "ALTER EXTENSION fastpgcache UPDATE");
+            std::string what;
+            expect_error<fastpgcache::Error>("incr on extension 1.0: 42883", "42883", [&] { c.incr("up:n"); }, &what);
+            CHECK(what.find("version 1.0") != std::string::npos, "the message names the installed version: " + what);
+            CHECK(d.value("SELECT extversion FROM pg_extension WHERE extname = 'fastpgcache'") == "1.0", "(setup() did not update it)");
+            d.exec("ALTER EXTENSION fastpgcache UPDATE");
+            CHECK(d.value("SELECT extversion FROM pg_extension WHERE extname = 'fastpgcache'") == "1.1", "ALTER EXTENSION fastpgcache UPDATE");
+            bool ok = false;
+            std::string err;
+            try {
+                ok = c.get("up:k") == std::optional<std::string>("v") && c.set("up:k", "w") && c.ttl("up:k") == -1 &&
+                     c.mget({"up:a"}).at(0) == std::optional<std::string>("1");
+            } catch (const std::exception& e) {
+                err = e.what();
+            }
+            report(ok, "the pool's statements prepared on 1.0 still work", err);
+            CHECK(c.incr("up:n") == 1 && !c.set("up:k", "x", {}, UpdateType::NotExist) && c.strlen("up:k") == 1,
+                  "and the same pool has the 1.1 commands");
+        });
+    }
+
+    test("nothing installed: 42883 says to call setup()", [&] {
+        fresh_db("fpc_up_none", "app");
+        FastPgCache c(as_app("fpc_up_none", "fpc-up-none"));
+        std::string what;
+        expect_error<fastpgcache::Error>("incr before setup(): 42883", "42883", [&] { c.incr("up:n"); }, &what);
+        CHECK(what.find("not installed") != std::string::npos && what.find("setup()") != std::string::npos,
+              "the message says to call setup(): " + what);
+        CHECK(c.setup() == Backend::Fallback && c.incr("up:n") == 1, "after setup(), incr works");
     });
 }
 
@@ -2216,8 +3268,9 @@ int main(int argc, char** argv) {
         else if (what == "databricks") databricks_tests();
         else if (what == "freeze") freeze_tests();
         else if (what == "restart") restart_tests();
+        else if (what == "upgrade") upgrade_tests();
         else {
-            std::cerr << "usage: client_tests api|misc|databricks|freeze|restart\n";
+            std::cerr << "usage: client_tests api|misc|upgrade|databricks|freeze|restart\n";
             return 2;
         }
     } catch (const std::exception& e) {

@@ -2,7 +2,7 @@
 # Client tests: builds the C++ client tests and examples (ASan+UBSan), starts a
 # throwaway PostgreSQL cluster (scram-sha-256 on 127.0.0.1, TLS with a test
 # CA), a fake Databricks workspace (and a fake Databricks CLI), a reference
-# redis-server, a relay that plays a man in the middle, and a second cluster
+# redis-server (the commands are compared with its answers), a relay that plays a man in the middle, and a second cluster
 # that speaks German, and runs the suites:
 #   1. extension mode     (only if the fastpgcache extension is installed)
 #   2. forced fallback    (Options::use_extension = false)
@@ -10,6 +10,8 @@
 #                          or the extension is not available at all)
 #   4. misc               (connection strings, TLS rules, lc_messages, extension
 #                          schemas, odd replies, a hijacked fallback table)
+#   4b. upgrade           (fastpgcache 1.0 on the server: the 1.1 commands' 42883
+#                          messages; setup() upgrading a 1.0 fallback in place)
 #   5. Databricks         (Autoscaling and Provisioned APIs, PAT, M2M, CLI,
 #                          unified auth order, revocation, backoff, deadlines,
 #                          32-thread soak while the credential rotates)
@@ -191,6 +193,9 @@ FPC_DB=fb_real FPC_USER=app FPC_PASSWORD=$apppw FPC_EXPECT_BACKEND=fallback FPC_
 FPC_DB=postgres FPC_USER=postgres FPC_PASSWORD=$superpw FPC_SUPER_PASSWORD=$superpw FPC_APP_PASSWORD=$apppw \
 FPC_EXT_AVAILABLE=$([ -f "$control" ] && echo 1 || echo 0) \
     client_suite "misc: connection strings, TLS rules, lc_messages, extension schemas, odd replies, hijacked fallback table" misc
+FPC_DB=postgres FPC_USER=postgres FPC_SUPER_PASSWORD=$superpw FPC_APP_PASSWORD=$apppw \
+FPC_EXT_AVAILABLE=$([ -f "$control" ] && echo 1 || echo 0) FPC_FALLBACK10=$here/fallback-1.0.sql FPC_FALLBACK11=$root/fallback/fastpgcache_fallback.sql \
+    client_suite "fastpgcache 1.0 on the server: 42883 messages, setup() upgrading a 1.0 fallback, extension 1.0 -> 1.1" upgrade
 
 # ---------------------------------------------------------------- fake Databricks
 echo "== fake Databricks workspace"
@@ -215,7 +220,7 @@ fi
 
 # Examples that need only a PostgreSQL server run against the fallback database.
 echo "== examples"
-for ex in basic_usage connection_string context_manager advanced_usage; do
+for ex in basic_usage connection_string context_manager advanced_usage rate_limiter key_scan; do
     [ -x "$work/build/$ex" ] || continue
     if FASTPGCACHE_URL="postgresql://app:$apppw@127.0.0.1:$port/fb_real" "$work/build/$ex" >"$work/ex.out" 2>&1; then
         echo "ok - example runs: $ex"; passed=$((passed + 1))

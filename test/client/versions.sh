@@ -9,7 +9,9 @@
 #      are copied from Debian's postgresql-15-pgtap into that server's tree),
 #   2. the client API suite through the real fallback trigger (a role that may
 #      not create the extension, which is not available there anyway),
-#   3. the server-restart suite (crash restart: empty cache, new sessions).
+#   3. the upgrade suite (a 1.0 fallback: the 1.1 commands' 42883 messages,
+#      setup() upgrading it in place while a pool opened before keeps working),
+#   4. the server-restart suite (crash restart: empty cache, new sessions).
 # If the npm registry cannot be reached, each version is reported as
 # skipped with the reason (never as passed).
 # Env: FPC_PG_VERSIONS (npm versions, default pinned below),
@@ -170,10 +172,12 @@ SQL
         cat "$work/tap-setup.log"; fail "pgTAP/fallback install on PostgreSQL $major"
     fi
 
-    # 2. and 3. the client.
+    # 2. to 4. the client.
     export FPC_HOST=127.0.0.1 FPC_PORT=$port FPC_TMP=$work FPC_SUPER_CONNINFO="host=$sock port=$port user=postgres dbname=postgres"
     FPC_DB=fb_real FPC_USER=app FPC_PASSWORD=$apppw FPC_EXPECT_BACKEND=fallback FPC_USE_EXTENSION=1 \
         client_suite "client API on PostgreSQL $major, real fallback (non-superuser role)" api
+    FPC_SUPER_PASSWORD=$superpw FPC_APP_PASSWORD=$apppw FPC_EXT_AVAILABLE=0 FPC_FALLBACK10=$here/fallback-1.0.sql FPC_FALLBACK11=$root/fallback/fastpgcache_fallback.sql \
+        client_suite "client on PostgreSQL $major: a 1.0 fallback (42883 messages, setup() upgrades it)" upgrade
     pgctl="$( [ "$(id -u)" = 0 ] && echo "runuser -u postgres -- ")$bin/pg_ctl -D $data"
     FPC_DB=fb_real FPC_USER=app FPC_PASSWORD=$apppw FPC_USE_EXTENSION=1 \
     FPC_RESTART_CMD="$pgctl -m immediate -w stop >/dev/null && $pgctl -l $work/pg-$major.log -w start >/dev/null" \

@@ -242,10 +242,14 @@ private:
     }
 
     // The fallback counts as installed only if public.cache_entries is a
-    // plain table carrying the fallback's comment, owned by the current user
-    // or a superuser, and every public.cache_* function of the API has the same owner:
-    // a table pre-created by another role (where public is writable) is
-    // never trusted because of a COMMENT its owner can set.
+    // plain table carrying the fallback's comment ('fastpgcache fallback
+    // 1.0', '... 1.1': any version), owned by the current user or a
+    // superuser, and every public.cache_* function of the API (1.0's and
+    // 1.1's) has the same owner: a table pre-created by another role (where
+    // public is writable) is never trusted because of a COMMENT its owner
+    // can set.  setup() then runs the fallback script again, which upgrades
+    // an older fallback in place (it keeps the data, and drops the 1.0
+    // cache_set overloads that the 1.1 ones would make ambiguous).
     static bool fallback_installed(detail::Conn& c, const Deadline& d) {
         auto r = c.exec_sql(
             "SELECT pg_catalog.obj_description(c.oid, 'pg_class') LIKE 'fastpgcache fallback%' "
@@ -254,7 +258,12 @@ private:
             "        OR (SELECT rolsuper FROM pg_catalog.pg_roles WHERE oid = c.relowner)) "
             "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_proc p WHERE p.pronamespace = c.relnamespace "
             "                     AND p.proname IN ('cache_set', 'cache_get', 'cache_get_json', 'cache_get_bytes', "
-            "                     'cache_delete', 'cache_exists', 'cache_ttl', 'cache_cleanup', 'cache_mget', 'cache_mset') "
+            "                     'cache_delete', 'cache_exists', 'cache_ttl', 'cache_cleanup', 'cache_mget', 'cache_mset', "
+            "                     'cache_getset', 'cache_incr', 'cache_decr', 'cache_incrbyfloat', 'cache_append', "
+            "                     'cache_strlen', 'cache_expire', 'cache_pexpire', 'cache_expireat', 'cache_persist', "
+            "                     'cache_pttl', 'cache_getdel', 'cache_getex', 'cache_type', 'cache_keys', 'cache_scan', "
+            "                     'cache_flush', 'cache_dbsize', 'cache_msetnx', "
+            "                     '_fastpgcache_set', '_fastpgcache_float', '_fastpgcache_glob_regex') "
             "                     AND p.proowner <> c.relowner) "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = 'public' AND c.relname = 'cache_entries'",

@@ -53,24 +53,33 @@ struct PGresultDeleter {
 using ConnPtr = std::unique_ptr<PGconn, PGconnDeleter>;
 using ResultPtr = std::unique_ptr<PGresult, PGresultDeleter>;
 
-constexpr Oid kTextOid = 25, kInt4Oid = 23, kJsonbOid = 3802, kByteaOid = 17, kTextArrayOid = 1009;
+constexpr Oid kTextOid = 25, kInt4Oid = 23, kInt8Oid = 20, kBoolOid = 16, kFloat8Oid = 701, kTimestamptzOid = 1184,
+              kJsonbOid = 3802, kByteaOid = 17, kTextArrayOid = 1009;
 
 /// The prepared statements.  To add an operation: a row here, a function in
-/// operations.hpp, and a method in Commands.
+/// operations.hpp, and a method in Commands.  The statements after
+/// kExistsMany call functions of fastpgcache 1.1 (extension or fallback).
 enum Stmt : unsigned {
     kSetText, kSetJson, kSetBytes, kGet, kGetJson, kGetBytes, kDelete, kExists, kTtl, kCleanup, kMGet, kMSet,
-    kDelMany, kExistsMany, kStmtCount
+    kDelMany, kExistsMany,
+    // 1.1
+    kSetTextOpt, kSetJsonOpt, kSetBytesOpt, kGetSet, kIncr, kDecr, kIncrByFloat, kAppend, kStrlen, kExpire,
+    kPExpire, kExpireAt, kPersist, kPTtl, kGetDel, kGetEx, kType, kKeys, kScan, kFlush, kDbSize, kMSetNx,
+    kStmtCount
 };
+static_assert(kStmtCount <= 64, "Conn::prepared has one bit per statement");
+
+constexpr int kMaxStmtParams = 6;
 
 struct StmtDef {
     const char* name;
     const char* sql;  ///< "@S@" stands for the (quoted) schema of the cache functions
     int nparams;
-    Oid types[3];
+    Oid types[kMaxStmtParams];
 };
 
 inline const StmtDef& stmt_def(Stmt s) {
-    static const StmtDef defs[kStmtCount] = {
+    static constexpr StmtDef defs[kStmtCount] = {
         {"fpc_set_text", "SELECT @S@.cache_set($1, $2, $3)", 3, {kTextOid, kTextOid, kInt4Oid}},
         {"fpc_set_json", "SELECT @S@.cache_set($1, $2, $3)", 3, {kTextOid, kJsonbOid, kInt4Oid}},
         {"fpc_set_bytes", "SELECT @S@.cache_set($1, $2, $3)", 3, {kTextOid, kByteaOid, kInt4Oid}},
@@ -92,7 +101,40 @@ inline const StmtDef& stmt_def(Stmt s) {
         // Redis EXISTS k1 k2 ...: a repeated existing key counts each time.
         {"fpc_exists_many",
          "SELECT count(*) FILTER (WHERE @S@.cache_exists(u.k)) FROM unnest($1) AS u(k)", 1, {kTextArrayOid, 0, 0}},
+        // -- 1.1 ------------------------------------------------------------
+        // SET key value [EX ttl | KEEPTTL] [NX | XX]
+        {"fpc_set_text_opt", "SELECT @S@.cache_set($1, $2, $3, $4, $5, $6)", 6,
+         {kTextOid, kTextOid, kInt4Oid, kBoolOid, kBoolOid, kBoolOid}},
+        {"fpc_set_json_opt", "SELECT @S@.cache_set($1, $2, $3, $4, $5, $6)", 6,
+         {kTextOid, kJsonbOid, kInt4Oid, kBoolOid, kBoolOid, kBoolOid}},
+        {"fpc_set_bytes_opt", "SELECT @S@.cache_set($1, $2, $3, $4, $5, $6)", 6,
+         {kTextOid, kByteaOid, kInt4Oid, kBoolOid, kBoolOid, kBoolOid}},
+        {"fpc_getset", "SELECT @S@.cache_getset($1, $2, $3)", 3, {kTextOid, kTextOid, kInt4Oid}},
+        {"fpc_incr", "SELECT @S@.cache_incr($1, $2, $3)", 3, {kTextOid, kInt8Oid, kInt4Oid}},
+        {"fpc_decr", "SELECT @S@.cache_decr($1, $2)", 2, {kTextOid, kInt8Oid}},
+        {"fpc_incrbyfloat", "SELECT @S@.cache_incrbyfloat($1, $2)", 2, {kTextOid, kFloat8Oid}},
+        {"fpc_append", "SELECT @S@.cache_append($1, $2)", 2, {kTextOid, kTextOid}},
+        {"fpc_strlen", "SELECT @S@.cache_strlen($1)", 1, {kTextOid}},
+        {"fpc_expire", "SELECT @S@.cache_expire($1, $2)", 2, {kTextOid, kInt4Oid}},
+        {"fpc_pexpire", "SELECT @S@.cache_pexpire($1, $2)", 2, {kTextOid, kInt8Oid}},
+        {"fpc_expireat", "SELECT @S@.cache_expireat($1, $2)", 2, {kTextOid, kTimestamptzOid}},
+        {"fpc_persist", "SELECT @S@.cache_persist($1)", 1, {kTextOid}},
+        {"fpc_pttl", "SELECT @S@.cache_pttl($1)", 1, {kTextOid}},
+        {"fpc_getdel", "SELECT @S@.cache_getdel($1)", 1, {kTextOid}},
+        {"fpc_getex", "SELECT @S@.cache_getex($1, $2, $3)", 3, {kTextOid, kInt4Oid, kBoolOid}},
+        {"fpc_type", "SELECT @S@.cache_type($1)", 1, {kTextOid}},
+        {"fpc_keys", "SELECT k FROM @S@.cache_keys($1) AS k", 1, {kTextOid}},
+        // One row per key of the batch (one row with a NULL key when it is
+        // empty), each carrying the next cursor.
+        {"fpc_scan",
+         "SELECT s.next_cursor, u.k FROM @S@.cache_scan($1, $2, $3) AS s "
+         "LEFT JOIN LATERAL unnest(s.keys) WITH ORDINALITY AS u(k, ord) ON true ORDER BY u.ord",
+         3, {kInt8Oid, kTextOid, kInt4Oid}},
+        {"fpc_flush", "SELECT @S@.cache_flush()", 0, {}},
+        {"fpc_dbsize", "SELECT @S@.cache_dbsize()", 0, {}},
+        {"fpc_msetnx", "SELECT @S@.cache_msetnx($1, $2, $3)", 3, {kTextArrayOid, kTextArrayOid, kInt4Oid}},
     };
+    static_assert(defs[kStmtCount - 1].name != nullptr, "a Stmt without its row in defs");
     return defs[s];
 }
 
@@ -241,7 +283,7 @@ struct Conn {
     std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
     std::shared_ptr<StatementSource> source;
     std::shared_ptr<const Statements> stmts;  ///< what `prepared` refers to
-    std::uint32_t prepared = 0;
+    std::uint64_t prepared = 0;  ///< bit s: statement s is prepared on this connection
     /// Set when the application had the raw PGconn (Session::native()) or a
     /// deadline cancelled a statement: the pool closes the connection
     /// instead of reusing it.
@@ -315,12 +357,13 @@ struct Conn {
             prepared = 0;
         }
         const StmtDef& def = stmt_def(s);
-        if (!(prepared & (1u << s))) {
+        const std::uint64_t bit = std::uint64_t{1} << s;
+        if (!(prepared & bit)) {
             // Nothing of the operation has run yet if this fails.
             int q = PQsendPrepare(pg.get(), stmts->name[s].c_str(), stmts->sql[s].c_str(), def.nparams, def.types);
             ResultPtr p = finish(q == 1, d, false);
             check(p, PGRES_COMMAND_OK, false);
-            prepared |= 1u << s;
+            prepared |= bit;
         }
         int q = PQsendQueryPrepared(pg.get(), stmts->name[s].c_str(), def.nparams, values, lengths, formats, result_format);
         ResultPtr r = finish(q == 1, d, true);

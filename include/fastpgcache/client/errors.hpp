@@ -54,9 +54,11 @@ public:
     explicit TokenError(const std::string& message) : ConnectionError(message, "08001") {}
 };
 
-/// A write (set, set_bytes, mset, del, cleanup, setup, commit) was sent to
-/// the server, and then the connection broke or the operation's deadline
-/// passed before the answer arrived: it may or may not have been applied.
+/// A write (set, set_bytes, getset, mset, msetnx, incr/incrby/decr/decrby,
+/// incrbyfloat, append, expire/pexpire/expireat/persist, getdel, getex with
+/// a ttl or persist, del, flushdb, cleanup, setup, commit) was sent to the
+/// server, and then the connection broke or the operation's deadline passed
+/// before the answer arrived: it may or may not have been applied.
 /// It is never re-sent behind the caller's back (SQLSTATE 08007,
 /// transaction_resolution_unknown; libpqxx calls this in_doubt_error).
 class OutcomeUnknownError : public ConnectionError {

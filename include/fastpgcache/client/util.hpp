@@ -166,6 +166,45 @@ inline long long days_from_civil(long long y, unsigned m, unsigned d) {
     return era * 146097 + static_cast<long long>(doe) - 719468;
 }
 
+/// The proleptic Gregorian date of a day counted from 1970-01-01 (the
+/// inverse of days_from_civil); any 64-bit day number.
+struct CivilDate {
+    long long year;
+    unsigned month, day;
+};
+inline CivilDate civil_from_days(long long days) {
+    const long long z = days + 719468;  // days since 0000-03-01
+    const long long era = (z >= 0 ? z : z - 146096) / 146097;
+    const unsigned doe = static_cast<unsigned>(z - era * 146097);            // [0, 146096]
+    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;  // [0, 399]
+    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);            // [0, 365], from March 1st
+    const unsigned mp = (5 * doy + 2) / 153;                                 // [0, 11], March = 0
+    const unsigned month = mp < 10 ? mp + 3 : mp - 9;
+    return {static_cast<long long>(yoe) + era * 400 + (month <= 2 ? 1 : 0), month, doy - (153 * mp + 2) / 5 + 1};
+}
+
+/// A point in time as PostgreSQL timestamptz input in UTC, exact to the
+/// microsecond (rounded down): "2030-01-02 03:04:05.123456+00", years before
+/// 1 written with BC.  Years PostgreSQL cannot hold make it raise 22008.
+template <class Duration>
+std::string timestamptz_text(std::chrono::time_point<std::chrono::system_clock, Duration> tp) {
+    using namespace std::chrono;
+    const auto whole = floor<seconds>(tp);
+    const long long us = duration_cast<microseconds>(tp - whole).count();  // [0, 999999]
+    const long long secs = whole.time_since_epoch().count();
+    long long days = secs / 86400, rem = secs % 86400;
+    if (rem < 0) {
+        rem += 86400;
+        --days;
+    }
+    const CivilDate date = civil_from_days(days);
+    const bool bc = date.year <= 0;
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u %02lld:%02lld:%02lld.%06lld+00%s", bc ? 1 - date.year : date.year,
+                  date.month, date.day, rem / 3600, rem / 60 % 60, rem % 60, us, bc ? " BC" : "");
+    return buf;
+}
+
 /// Parses RFC 3339 ("2025-10-12T17:00:00Z", "...:00.123456+02:00").
 inline std::optional<std::chrono::system_clock::time_point> parse_rfc3339(const std::string& s) {
     int Y = 0, M = 0, D = 0, h = 0, m = 0, sec = 0;
