@@ -2,10 +2,17 @@
 // PostgreSQL, pipelined with libpq's pipeline mode.
 //
 //   replay_pg [--conninfo STR] [--schema NAME] [--mode split|combined]
-//             [--window W] [--limit R] [--value-size N] TRACE_PREFIX
+//             [--window W] [--limit R] [--value-size N] [--cap N] TRACE_PREFIX
 //
 // Prints one CSV line:
 //   trace,mode,requests,hits,hit_ratio,sets,seconds,requests_per_s
+// and with --cap N (the cache's max_entries) three more fields,
+//   rows_mean,rows_max,rows_end
+// the entries the cache held: SELECT count(*) FROM cache_entries over a
+// second connection every 1% of the trace and at the end; the mean and the
+// maximum from the first sample that reached 95% of N on (as replay_redis
+// reports the mean DBSIZE), so that the hit ratio can be read beside the
+// number of entries that bought it.
 //
 // Keys are "k:%08u" of the trace's key id (as in the Redis replay); the value
 // of key k is "v:" + k padded with '.' to --value-size bytes (default 32), so
@@ -35,6 +42,7 @@
 // always bound parameters.
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -127,7 +135,7 @@ uint64_t ParseU64(const char *s, const char *what) {
 
 int main(int argc, char **argv) {
   std::string conninfo, schema = "public", mode = "split", prefix;
-  uint64_t window = 64, limit = 0, value_size = 32;
+  uint64_t window = 64, limit = 0, value_size = 32, cap = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto need = [&]() -> const char * {
@@ -140,13 +148,14 @@ int main(int argc, char **argv) {
     else if (a == "--window") window = ParseU64(need(), "window");
     else if (a == "--limit") limit = ParseU64(need(), "limit");
     else if (a == "--value-size") value_size = ParseU64(need(), "value-size");
+    else if (a == "--cap") cap = ParseU64(need(), "cap");
     else if (!a.empty() && a[0] != '-') prefix = a;
     else Die("unknown option " + a);
   }
   if (prefix.empty() || window < 1 || window > 100000 || value_size > 1000000 ||
       (mode != "split" && mode != "combined"))
     Die("usage: replay_pg [--conninfo STR] [--schema NAME] [--mode split|combined] [--window W] [--limit R] "
-        "[--value-size N] TRACE_PREFIX");
+        "[--value-size N] [--cap N] TRACE_PREFIX");
 
   std::vector<uint32_t> trace;
   {
@@ -174,6 +183,27 @@ int main(int argc, char **argv) {
           2);
   if (!PQenterPipelineMode(g_conn)) Die(std::string("pipeline mode: ") + PQerrorMessage(g_conn));
 
+  // --cap: the entries held, counted over a second connection.
+  PGconn *counter = nullptr;
+  std::string count_sql = "SELECT pg_catalog.count(*) FROM " + s + ".cache_entries";
+  std::vector<uint64_t> counts;
+  auto count_rows = [&]() {
+    PGresult *r = PQexec(counter, count_sql.c_str());
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+      std::string msg = PQresultErrorMessage(r);
+      PQclear(r);
+      Die("count failed: " + msg);
+    }
+    counts.push_back(std::strtoull(PQgetvalue(r, 0, 0), nullptr, 10));
+    PQclear(r);
+  };
+  if (cap > 0) {
+    counter = PQconnectdb(conninfo.c_str());
+    if (PQstatus(counter) != CONNECTION_OK) Die(std::string("second connection failed: ") + PQerrorMessage(counter));
+  }
+  const size_t sample_every = std::max<size_t>(trace.size() / 100, 1);
+  size_t next_sample = sample_every;
+
   uint64_t hits = 0, sets = 0;
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::string> keys, values;
@@ -181,6 +211,10 @@ int main(int argc, char **argv) {
   std::unordered_set<uint32_t> seen;
   size_t i = 0;
   while (i < trace.size()) {
+    if (counter != nullptr && i >= next_sample) {
+      count_rows();
+      next_sample += sample_every;
+    }
     // The next chunk: consecutive requests, no key twice (split mode).
     keys.clear();
     values.clear();
@@ -241,8 +275,25 @@ int main(int argc, char **argv) {
   PQexitPipelineMode(g_conn);
   PQfinish(g_conn);
   g_conn = nullptr;
-  std::printf("%s,%s,%zu,%llu,%.6f,%llu,%.2f,%.0f\n", name.c_str(), mode.c_str(), trace.size(),
+  std::printf("%s,%s,%zu,%llu,%.6f,%llu,%.2f,%.0f", name.c_str(), mode.c_str(), trace.size(),
               static_cast<unsigned long long>(hits), static_cast<double>(hits) / static_cast<double>(trace.size()),
               static_cast<unsigned long long>(sets), secs, static_cast<double>(trace.size()) / secs);
+  if (counter != nullptr) {
+    count_rows();
+    PQfinish(counter);
+    double sum = 0;
+    uint64_t n = 0, max = 0;
+    bool warm = false;
+    for (uint64_t c : counts) {
+      warm = warm || static_cast<double>(c) >= 0.95 * static_cast<double>(cap);
+      if (!warm) continue;
+      sum += static_cast<double>(c);
+      n++;
+      max = std::max(max, c);
+    }
+    std::printf(",%.0f,%llu,%llu", n ? sum / static_cast<double>(n) : static_cast<double>(counts.back()),
+                static_cast<unsigned long long>(n ? max : counts.back()), static_cast<unsigned long long>(counts.back()));
+  }
+  std::printf("\n");
   return 0;
 }
