@@ -105,6 +105,7 @@ void ShmemInit() {
       pg_atomic_init_u64(&db.bytes, 0);
       pg_atomic_init_u64(&db.hand, 0);
       pg_atomic_init_u64(&db.help_block, 0);
+      pg_atomic_init_u64(&db.deleted, 0);
       pg_atomic_init_u64(&db.floor_pass, 0);  // unknown until a pass: may have expired
       pg_atomic_init_u64(&db.floor_writes[0], kNoFloor);
       pg_atomic_init_u64(&db.floor_writes[1], kNoFloor);
@@ -274,6 +275,20 @@ void SetHand(ItemPointerData tid) noexcept {
   uint64 v = (static_cast<uint64>(ItemPointerGetBlockNumberNoCheck(&tid)) << 16) |
              ItemPointerGetOffsetNumberNoCheck(&tid);
   pg_atomic_write_u64(&db->hand, v);
+}
+
+bool NoteDeleted(int64 n) noexcept {
+  DbState *db = MyDb();
+  if (db == nullptr) return false;
+  if (n > 0) pg_atomic_fetch_add_u64(&db->deleted, static_cast<uint64>(n));
+  return true;
+}
+
+bool DeletedTotal(uint64 *total) noexcept {
+  DbState *db = MyDb();
+  if (db == nullptr) return false;
+  *total = pg_atomic_read_u64(&db->deleted);
+  return true;
 }
 
 uint32 ClaimHelpRange(uint32 blocks, uint32 nblocks) noexcept {

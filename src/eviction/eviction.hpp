@@ -108,6 +108,11 @@ ItemPointerData Hand() noexcept;
 void SetHand(ItemPointerData tid) noexcept;
 // Claims `blocks` blocks for a helping writer: the first of them.
 uint32 ClaimHelpRange(uint32 blocks, uint32 nblocks) noexcept;
+// The rows the evictor deleted in this database, writers and worker alike
+// (a deletion rolled back afterwards still counts): the worker reads the
+// total to know when VACUUM is due. Both are false without shared memory.
+bool NoteDeleted(int64 n) noexcept;
+bool DeletedTotal(uint64 *total) noexcept;
 
 // --------------------------------------------------------------- limits
 

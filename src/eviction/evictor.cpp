@@ -118,6 +118,9 @@ Counts Estimated() {
   return c;
 }
 
+// The most 8-block ranges a helping writer examines for one write.
+constexpr int kHelpRanges = 4;
+
 // Exact counts once the worker has counted this database's entries;
 // estimates before (or without shared memory).
 Counts Now() {
@@ -255,6 +258,7 @@ StepResult Step(Oid schema, const Excess &want, int max_blocks, bool helper, boo
     }
     spi.Finish();
     AddPending(-result.deleted, -result.bytes);
+    NoteDeleted(result.deleted);
     StatsAdd(kStatEvicted, static_cast<uint64>(result.deleted - result.expired));
     StatsAdd(helper ? kStatExpiredByEviction : kStatExpiredByWorker, static_cast<uint64>(result.expired));
   }
@@ -309,7 +313,20 @@ void AfterWrite(Oid schema, int64 added) {
     Excess want;
     want.entries = std::min(over.entries, budget);
     want.bytes = over.bytes > 0 ? std::min(over.bytes, budget * EntrySize(64, 1024)) : 0;
-    step = Step(schema, want, 8, true, live_allowed);
+    // Ranges of 8 blocks, up to kHelpRanges of them while the budget is not
+    // met: under a write flood most rows of a range may be dead ones that
+    // VACUUM has not reclaimed yet.
+    for (int r = 0; r < kHelpRanges && (want.entries > 0 || want.bytes > 0); r++) {
+      StepResult s = Step(schema, want, 8, true, live_allowed);
+      step.deleted += s.deleted;
+      step.expired += s.expired;
+      step.bytes += s.bytes;
+      step.examined += s.examined;
+      step.candidates = step.candidates || s.candidates;
+      if (s.wrapped) break;  // an empty table
+      want.entries -= s.deleted;
+      want.bytes -= s.bytes;
+    }
   }
   if (noeviction) {
     // Expired entries removed on the way may have made room; else refuse.

@@ -22,6 +22,7 @@ struct DbState {
   pg_atomic_uint64 bytes;
   pg_atomic_uint64 hand;            // ItemPointer as (block << 16) | offset
   pg_atomic_uint64 help_block;      // next block a helping writer claims
+  pg_atomic_uint64 deleted;         // rows the evictor deleted (writers and worker): the worker's VACUUM trigger
   pg_atomic_uint64 floor_pass;      // earliest expiry kept by the last full pass (TimestampTz)
   pg_atomic_uint64 floor_writes[2]; // earliest expiry written in this and the previous pass period
   pg_atomic_uint32 period;          // which floor_writes is this period's

@@ -13,8 +13,9 @@
 //    counts only if it began once every transaction older than it had ended
 //    (it waits up to 200 ms for them: BeginFloorPass);
 //  * runs VACUUM on the table (SKIP_LOCKED) when evictions and expiries
-//    since the last one reach a tenth of the entries, at most every 5 s, so
-//    that the space of deleted rows is reused and the table stops growing;
+//    since the last one (writers' included) reach a tenth of the entries,
+//    0.5 to 5 s apart by the table's size, so that the space of deleted rows
+//    is reused and the table stops growing;
 //    VACUUM runs as the table's owner (PostgreSQL switches to it);
 //  * restarts itself (exit status 1) when ALTER DATABASE ... SET changed a
 //    limit of its database: a session reads database settings when it
@@ -45,6 +46,7 @@ extern "C" {
 #include "utils/wait_event.h"
 }
 
+#include <algorithm>
 #include <string>
 
 #include "eviction/eviction.hpp"
@@ -56,7 +58,8 @@ namespace worker {
 namespace {
 
 constexpr long kRecountMs = 60 * 1000;
-constexpr long kVacuumMinMs = 5 * 1000;
+constexpr long kVacuumMaxGapMs = 5 * 1000;  // the longest wait between two VACUUMs that are due
+constexpr long kVacuumMinGapMs = 500;
 constexpr long kSettingsCheckMs = 10 * 1000;
 constexpr long kPassWaitMs = 200;
 constexpr int64 kVacuumMinDeleted = 1000;
@@ -65,7 +68,8 @@ constexpr int64 kVacuumMinDeleted = 1000;
 struct SizeState {
   TimestampTz last_recount;
   TimestampTz last_vacuum;
-  int64 deleted_since_vacuum;
+  int64 swept_since_vacuum;   // expired rows the sweep deleted since the last VACUUM
+  uint64 evicted_at_vacuum;   // the evictor's total deletions at the last VACUUM
   bool pass_trusted;     // the sweep's pass began after every older transaction had ended
   TimestampTz last_settings_check;
   bool settings_known;
@@ -270,7 +274,6 @@ void MaintainSize(CycleResult *out) {
           step = eviction::Step(t.nsp, over, static_cast<int>(kBlocksPerBatch), false, live_allowed);
         }))
       break;
-    g_size.deleted_since_vacuum += step.deleted;
     if (step.wrapped && ++wraps >= 2) break;  // twice round the table: nothing more it may evict
     Guarded([] {
       CHECK_FOR_INTERRUPTS();
@@ -278,13 +281,23 @@ void MaintainSize(CycleResult *out) {
     });
   }
 
-  g_size.deleted_since_vacuum += static_cast<int64>(out->deleted);
+  // VACUUM when a tenth of the entries (at least 1,000) were deleted since
+  // the last one, by the sweep or by the evictor (writers helping included).
+  // A small table is vacuumed sooner (its VACUUM is cheap, and under a write
+  // flood its dead rows soon outnumber its live ones many times, which
+  // leaves a helping writer's blocks empty): at least 1 ms per 20 entries
+  // apart, between 0.5 s and 5 s.
+  g_size.swept_since_vacuum += static_cast<int64>(out->deleted);
+  uint64 evicted_total = g_size.evicted_at_vacuum;
+  eviction::DeletedTotal(&evicted_total);
+  int64 deleted = g_size.swept_since_vacuum + static_cast<int64>(evicted_total - g_size.evicted_at_vacuum);
   int64 entries = eviction::Current().entries;
-  if (g_size.deleted_since_vacuum >= kVacuumMinDeleted && g_size.deleted_since_vacuum >= entries / 10 &&
-      Elapsed(g_size.last_vacuum, kVacuumMinMs)) {
+  long gap_ms = static_cast<long>(std::clamp<int64>(entries / 20, kVacuumMinGapMs, kVacuumMaxGapMs));
+  if (deleted >= kVacuumMinDeleted && deleted >= entries / 10 && Elapsed(g_size.last_vacuum, gap_ms)) {
     Guarded([] { VacuumTable(); });
     g_size.last_vacuum = GetCurrentTimestamp();
-    g_size.deleted_since_vacuum = 0;
+    g_size.swept_since_vacuum = 0;
+    g_size.evicted_at_vacuum = evicted_total;
   }
 }
 
