@@ -53,9 +53,16 @@ as_pg() {
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on.
 free_port() {
-  local port
+  # A port below the kernel's ephemeral range (32768-60999 by default): one
+  # inside it can become the local end of any outgoing connection between
+  # this check and the server's bind, which then fails ("Address already in
+  # use") while other jobs on the machine open connections.
+  local port lo=10000 hi=32767 eph
+  if read -r eph _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && [ "$eph" -gt $((lo + 1000)) ]; then
+    hi=$((eph - 1))
+  fi
   for _ in $(seq 1 200); do
-    port=$(( 20000 + RANDOM % 30000 ))
+    port=$(( lo + RANDOM % (hi - lo + 1) ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
   done
   echo "no free port found" >&2; return 1

@@ -89,14 +89,8 @@ done
 sim_secs=$((SECONDS - start))
 
 echo "==> redis-server replay"
-free_port() {
-  local port
-  for _ in $(seq 1 200); do
-    port=$(( 20000 + RANDOM % 30000 ))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return 0; fi
-  done
-  echo "no free port found" >&2; return 1
-}
+# shellcheck source=../../scripts/lib.sh
+source "$here/../../scripts/lib.sh"   # free_port
 rdir=$(mktemp -d /tmp/fpc-evict-redis.XXXXXX)
 port=$(free_port)
 redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$rdir" \
