@@ -14,8 +14,8 @@
 //    (it waits up to 200 ms for them: BeginFloorPass);
 //  * runs VACUUM on the table (SKIP_LOCKED) when evictions and expiries
 //    since the last one (writers' included) reach a tenth of the entries,
-//    0.5 to 5 s apart by the table's size, so that the space of deleted rows
-//    is reused and the table stops growing;
+//    at least 0.5 s and ten times the last VACUUM's duration apart, so that
+//    the space of deleted rows is reused and the table stops growing;
 //    VACUUM runs as the table's owner (PostgreSQL switches to it);
 //  * restarts itself (exit status 1) when ALTER DATABASE ... SET changed a
 //    limit of its database: a session reads database settings when it
@@ -58,8 +58,8 @@ namespace worker {
 namespace {
 
 constexpr long kRecountMs = 60 * 1000;
-constexpr long kVacuumMaxGapMs = 5 * 1000;  // the longest wait between two VACUUMs that are due
 constexpr long kVacuumMinGapMs = 500;
+constexpr long kVacuumDutyFactor = 10;  // VACUUM takes at most a tenth of the worker's time
 constexpr long kSettingsCheckMs = 10 * 1000;
 constexpr long kPassWaitMs = 200;
 constexpr int64 kVacuumMinDeleted = 1000;
@@ -68,6 +68,7 @@ constexpr int64 kVacuumMinDeleted = 1000;
 struct SizeState {
   TimestampTz last_recount;
   TimestampTz last_vacuum;
+  long vacuum_gap_ms;         // until the next VACUUM may run: 10 times the last one's duration
   int64 swept_since_vacuum;   // expired rows the sweep deleted since the last VACUUM
   uint64 evicted_at_vacuum;   // the evictor's total deletions at the last VACUUM
   bool pass_trusted;     // the sweep's pass began after every older transaction had ended
@@ -282,20 +283,23 @@ void MaintainSize(CycleResult *out) {
   }
 
   // VACUUM when a tenth of the entries (at least 1,000) were deleted since
-  // the last one, by the sweep or by the evictor (writers helping included).
-  // A small table is vacuumed sooner (its VACUUM is cheap, and under a write
-  // flood its dead rows soon outnumber its live ones many times, which
-  // leaves a helping writer's blocks empty): at least 1 ms per 20 entries
-  // apart, between 0.5 s and 5 s.
+  // the last one, by the sweep or by the evictor (writers helping included),
+  // and ten times the last VACUUM's duration has passed (at least 0.5 s):
+  // under a write flood the dead rows of evicted entries would otherwise
+  // outnumber the live ones many times, the table would grow well past its
+  // limit and a helping writer's blocks would hold only dead rows, while
+  // VACUUM takes at most a tenth of the worker's time.
   g_size.swept_since_vacuum += static_cast<int64>(out->deleted);
   uint64 evicted_total = g_size.evicted_at_vacuum;
   eviction::DeletedTotal(&evicted_total);
   int64 deleted = g_size.swept_since_vacuum + static_cast<int64>(evicted_total - g_size.evicted_at_vacuum);
   int64 entries = eviction::Current().entries;
-  long gap_ms = static_cast<long>(std::clamp<int64>(entries / 20, kVacuumMinGapMs, kVacuumMaxGapMs));
-  if (deleted >= kVacuumMinDeleted && deleted >= entries / 10 && Elapsed(g_size.last_vacuum, gap_ms)) {
+  if (deleted >= kVacuumMinDeleted && deleted >= entries / 10 &&
+      Elapsed(g_size.last_vacuum, std::max(g_size.vacuum_gap_ms, kVacuumMinGapMs))) {
+    TimestampTz started_vacuum = GetCurrentTimestamp();
     Guarded([] { VacuumTable(); });
     g_size.last_vacuum = GetCurrentTimestamp();
+    g_size.vacuum_gap_ms = static_cast<long>((g_size.last_vacuum - started_vacuum) / 1000) * kVacuumDutyFactor;
     g_size.swept_since_vacuum = 0;
     g_size.evicted_at_vacuum = evicted_total;
   }
