@@ -14,8 +14,9 @@
 //    (it waits up to 200 ms for them: BeginFloorPass);
 //  * runs VACUUM on the table (SKIP_LOCKED) when evictions and expiries
 //    since the last one (writers' included) reach a tenth of the entries,
-//    at least 0.5 s and ten times the last VACUUM's duration apart, so that
-//    the space of deleted rows is reused and the table stops growing;
+//    ten times the last VACUUM's duration apart (0.5 to 5 s; 0.5 s while
+//    the table on disk is over 1.25 times max_size), so that the space of
+//    deleted rows is reused and the table stops growing;
 //    VACUUM runs as the table's owner (PostgreSQL switches to it);
 //  * restarts itself (exit status 1) when ALTER DATABASE ... SET changed a
 //    limit of its database: a session reads database settings when it
@@ -38,6 +39,7 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -59,7 +61,9 @@ namespace {
 
 constexpr long kRecountMs = 60 * 1000;
 constexpr long kVacuumMinGapMs = 500;
+constexpr long kVacuumMaxGapMs = 5 * 1000;
 constexpr long kVacuumDutyFactor = 10;  // VACUUM takes at most a tenth of the worker's time
+constexpr double kDiskSlack = 1.25;     // the table on disk over max_size by more: VACUUM as soon as it may
 constexpr long kSettingsCheckMs = 10 * 1000;
 constexpr long kPassWaitMs = 200;
 constexpr int64 kVacuumMinDeleted = 1000;
@@ -284,18 +288,29 @@ void MaintainSize(CycleResult *out) {
 
   // VACUUM when a tenth of the entries (at least 1,000) were deleted since
   // the last one, by the sweep or by the evictor (writers helping included),
-  // and ten times the last VACUUM's duration has passed (at least 0.5 s):
-  // under a write flood the dead rows of evicted entries would otherwise
-  // outnumber the live ones many times, the table would grow well past its
-  // limit and a helping writer's blocks would hold only dead rows, while
-  // VACUUM takes at most a tenth of the worker's time.
+  // and ten times the last VACUUM's duration has passed (between 0.5 and
+  // 5 s): under a write flood the dead rows of evicted entries would
+  // otherwise soon outnumber the live ones, and a helping writer's blocks
+  // would hold only dead rows, while VACUUM takes about a tenth of the
+  // worker's time. With max_size, a table whose size on disk (heap, TOAST,
+  // indexes) is over 1.25 times the limit is vacuumed every 0.5 s: the space
+  // of deleted rows returns only through VACUUM, and the longer the table
+  // waits the bigger it grows.
   g_size.swept_since_vacuum += static_cast<int64>(out->deleted);
   uint64 evicted_total = g_size.evicted_at_vacuum;
   eviction::DeletedTotal(&evicted_total);
   int64 deleted = g_size.swept_since_vacuum + static_cast<int64>(evicted_total - g_size.evicted_at_vacuum);
   int64 entries = eviction::Current().entries;
+  long gap_ms = std::clamp(g_size.vacuum_gap_ms, kVacuumMinGapMs, kVacuumMaxGapMs);
+  if (limits.max_bytes > 0 && deleted >= kVacuumMinDeleted && gap_ms > kVacuumMinGapMs) {
+    int64 disk = 0;
+    OnTable([&](Table &t) {
+      disk = Guarded([&] { return DatumGetInt64(DirectFunctionCall1(pg_total_relation_size, ObjectIdGetDatum(t.relid))); });
+    });
+    if (static_cast<double>(disk) > kDiskSlack * static_cast<double>(limits.max_bytes)) gap_ms = kVacuumMinGapMs;
+  }
   if (deleted >= kVacuumMinDeleted && deleted >= entries / 10 &&
-      Elapsed(g_size.last_vacuum, std::max(g_size.vacuum_gap_ms, kVacuumMinGapMs))) {
+      Elapsed(g_size.last_vacuum, gap_ms)) {
     TimestampTz started_vacuum = GetCurrentTimestamp();
     Guarded([] { VacuumTable(); });
     g_size.last_vacuum = GetCurrentTimestamp();
