@@ -8,7 +8,7 @@
 #   cost      cache_get / cache_set throughput, eviction on and the cache
 #             full against no limit, alternating rounds
 #
-#   bash bench/eviction/measure.sh            full run: about 60 minutes on 2
+#   bash bench/eviction/measure.sh            full run: about 26 minutes on 2
 #                                             busy cores (limit runs of 60 s;
 #                                             hit ratios at 1% and 10%, also
 #                                             without preloading; 5 cost rounds)
