@@ -202,8 +202,15 @@ int g_retired_count = 0;
 // Kept plans executing now in this backend (nested calls included).
 int g_executing = 0;
 
+// Invalidations of the table or its index seen so far: a lookup that saw one
+// arrive while it ran (it takes locks, which read invalidations) is not kept.
+uint64 g_table_invalidations = 0;
+
 void InvalidateTable(Datum, Oid relid) {
-  if (relid == InvalidOid || relid == g_table.relid || relid == g_table.index) g_table.valid = false;
+  if (relid == InvalidOid || relid == g_table.relid || relid == g_table.index) {
+    g_table.valid = false;
+    g_table_invalidations++;
+  }
 }
 
 // A change to the schema's row (a rename) makes the plans' text name the
@@ -269,6 +276,7 @@ SPIPlanPtr PlanFor(PlanId id) {
 // only.
 void LookUpTable(Oid schema) {
   g_table.valid = false;
+  uint64 invalidations = g_table_invalidations;
   g_table.schema = schema;
   g_table.relid = get_relname_relid("cache_entries", schema);
   g_table.index = get_relname_relid("cache_entries_pkey", schema);
@@ -276,7 +284,8 @@ void LookUpTable(Oid schema) {
   for (int write = 0; write < 2; write++)
     g_table.bad_column[write] =
         SqlColumnMismatch(g_table.relid, write == 1, &g_table.bad_type[write], &g_table.good_type[write]);
-  g_table.valid = true;
+  // The index found may have been replaced meanwhile: look again next time.
+  g_table.valid = invalidations == g_table_invalidations;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "catalog/pg_am_d.h"
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_index.h"
@@ -51,7 +52,14 @@ static_assert(kAttKeyHash == 1 && kAttExpiresAt == 2 && kAttKind == 3 && kAttKey
 
 bool IndexAllowsDirectPaths(Oid relid, Oid index) {
   if (!OidIsValid(relid) || !OidIsValid(index)) return false;
-  Relation irel = index_open(index, AccessShareLock);
+  // The OID was found by name without a lock: the index may be gone by the
+  // time the lock is granted (REINDEX CONCURRENTLY drops the old index).
+  Relation irel = try_relation_open(index, AccessShareLock);
+  if (irel == nullptr) return false;
+  if (irel->rd_rel->relkind != RELKIND_INDEX) {
+    relation_close(irel, AccessShareLock);
+    return false;
+  }
   Form_pg_index form = irel->rd_index;
   bool ok = irel->rd_rel->relam == BTREE_AM_OID && form->indrelid == relid && form->indnatts == 1 &&
             form->indnkeyatts == 1 && form->indkey.values[0] == kAttKeyHash && form->indisunique &&
@@ -59,7 +67,7 @@ bool IndexAllowsDirectPaths(Oid relid, Oid index) {
             irel->rd_opcintype[0] == UUIDOID &&
             heap_attisnull(irel->rd_indextuple, Anum_pg_index_indpred, nullptr) &&
             heap_attisnull(irel->rd_indextuple, Anum_pg_index_indexprs, nullptr);
-  index_close(irel, AccessShareLock);
+  relation_close(irel, AccessShareLock);
   return ok;
 }
 
