@@ -789,12 +789,17 @@ BEGIN ATOMIC
       FROM fastpgcache_router.stats() AS s;
 END;
 
+-- Only roles granted EXECUTE on cache_stats_reset() may reset the shards'
+-- counters: the PL/Proxy function behind it is not executable by PUBLIC (else
+-- any role could call it directly and reset them as the mapped shard user),
+-- so cache_stats_reset() reaches it as the extension's owner.
 CREATE FUNCTION @extschema@.cache_stats_reset() RETURNS boolean
-LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1
+LANGUAGE sql VOLATILE PARALLEL UNSAFE COST 1 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT bool_and(r) FROM fastpgcache_router.stats_reset() AS r;
 END;
 REVOKE ALL ON FUNCTION @extschema@.cache_stats_reset() FROM PUBLIC;
+REVOKE ALL ON FUNCTION fastpgcache_router.stats_reset() FROM PUBLIC;
 
 -- SCAN over the partitions in turn. The cursor is the shards' own cursor (the
 -- first 63 bits of a key_hash): its first k bits are the partition, so it

@@ -134,6 +134,11 @@ else
 fi
 check_eq "the same grants: cache_stats_reset() is not executable by a role without grants" \
   "$(rq "CREATE ROLE nobody_in_particular" "SELECT has_function_privilege('nobody_in_particular', 'cache_stats_reset()', 'EXECUTE')")" "f"
+check_eq "nor is the PL/Proxy function behind it (a direct call would reset the shards' counters as the mapped user)" \
+  "$(rq "SELECT has_function_privilege('nobody_in_particular', 'fastpgcache_router.stats_reset()', 'EXECUTE')")" "f"
+check_eq "a role granted EXECUTE on cache_stats_reset() resets the shards' counters through it" \
+  "$(rq "CREATE ROLE fpc_stats_admin; GRANT EXECUTE ON FUNCTION cache_stats_reset() TO fpc_stats_admin" \
+        "SET ROLE fpc_stats_admin; SELECT cache_stats_reset()")" "t"
 
 # ---------------------------------------------------------------- pgTAP
 echo "== pgTAP semantic suite (t/) through the router"
